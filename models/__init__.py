@@ -1,0 +1,2 @@
+"""Motion: face analysis, the weight-free animator and the FOMM networks. Torch stays inside this package."""
+

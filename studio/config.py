@@ -1,0 +1,63 @@
+"""Studio configuration: the only module that reads environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_DEFAULT_HOME = Path.home() / ".avatar-studio"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudioConfig:
+    """Everything the studio needs to know about where it lives and how it runs.
+
+    ``home`` holds the SQLite ledger, the studio's keys and certificates, and rendered
+    outputs. ``database_url`` overrides the SQLite file (e.g. PostgreSQL).
+    """
+
+    home: Path = _DEFAULT_HOME
+    database_url: str | None = None
+    fomm_checkpoint: Path | None = None
+    key_passphrase: str | None = None
+    keep_uploads_seconds: int = 0
+    max_concurrent_renders: int = 1
+    host: str = "127.0.0.1"
+    port: int = 7860
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, *, home: Path | str | None = None) -> "StudioConfig":
+        env = os.environ
+        chosen_home = Path(home or env.get("STUDIO_HOME") or _DEFAULT_HOME).expanduser().resolve()
+        ckpt = env.get("STUDIO_FOMM_CHECKPOINT")
+        return cls(
+            home=chosen_home,
+            database_url=env.get("DATABASE_URL") or None,
+            fomm_checkpoint=Path(ckpt).expanduser() if ckpt else None,
+            key_passphrase=env.get("STUDIO_KEY_PASSPHRASE") or None,
+            keep_uploads_seconds=int(env.get("STUDIO_KEEP_UPLOADS_SECONDS", "0")),
+            max_concurrent_renders=int(env.get("STUDIO_MAX_CONCURRENT_RENDERS", "1")),
+            host=env.get("STUDIO_HOST", "127.0.0.1"),
+            port=int(env.get("STUDIO_PORT", "7860")),
+        )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The ledger database URL: ``DATABASE_URL`` or the SQLite file under ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'ledger.sqlite3'}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.home / "outputs"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.home / "uploads"

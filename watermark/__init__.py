@@ -1,0 +1,2 @@
+"""Invisible watermark (keyed, error-corrected, robust) and C2PA provenance for studio outputs."""
+
