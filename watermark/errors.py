@@ -6,3 +6,22 @@ class WatermarkError(Exception):
 
     def user_message(self) -> str:
         return str(self) or self.__class__.__name__
+
+
+# --- provenance (C2PA) -------------------------------------------------------------------
+
+
+class ProvenanceError(WatermarkError):
+    """A C2PA manifest could not be written or read."""
+
+
+class SigningCredentialInvalid(ProvenanceError):
+    """The signing certificate chain or private key is unusable."""
+
+
+class UnreadableMedia(ProvenanceError):
+    """The file is not a readable video (missing, empty, truncated or corrupt)."""
+
+
+class NotAnMp4(UnreadableMedia):
+    """The file is not an ISO-BMFF (MP4/MOV) container, so it cannot carry our manifest."""
