@@ -1,0 +1,215 @@
+"""The hash chain and its signed checkpoints: encodings, hashing and verification.
+
+Pure functions over plain values, so that ``Ledger.verify`` and an external auditor working
+from ``log export`` compute exactly the same thing.
+
+Event hash (v1)::
+
+    sha256( ascii JSON array, no spaces:
+            ["avatar-studio/ledger/event/v1", seq, kind, actor, created_at, data, prev_hash] )
+
+where ``created_at`` is the UTC ISO-8601 form with microseconds (``2026-11-22T02:15:01.000123+00:00``),
+``data`` is the RFC 8785 canonical JSON text of the event's payload (hashed as a string, so the
+stored bytes are what is covered) and ``prev_hash`` is the previous event's hash (64 zeros for
+seq 1). A JSON array of strings and integers is unambiguous, and the C JSON encoder keeps
+verification of 100,000 events well under a second of hashing.
+
+Checkpoint signature: Ed25519 by the studio key over the same kind of array,
+``["avatar-studio/ledger/checkpoint/v1", seq, head_hash, created_at, studio_did]``.
+
+What verification can and cannot prove (see ``docs/ledger.md``): any edit, deletion, insertion or
+reordering of events is found, as is any edited or forged checkpoint. Someone with write access
+to the database can, however, rewrite or cut the tail *after the last checkpoint*: SHA-256 is
+public, so a recomputed tail is self-consistent. Only events at or before a checkpoint carry the
+studio key's signature; ``ChainReport.unprotected_tail`` says how many are not yet covered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+GENESIS_HASH = "0" * 64
+_EVENT_DOMAIN = "avatar-studio/ledger/event/v1"
+_CHECKPOINT_DOMAIN = "avatar-studio/ledger/checkpoint/v1"
+
+EventTuple = tuple[int, str, str, "datetime | str", str, str, str]
+"""(seq, kind, actor, created_at, data, prev_hash, hash) as read from the database."""
+CheckpointTuple = tuple[int, int, str, "datetime | str", str, str]
+"""(id, seq, head_hash, created_at, studio_did, signature) as read from the database."""
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    kind: str
+    actor: str
+    created_at: datetime
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    head_hash: str
+    created_at: datetime
+    studio_did: str
+    signature: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """Result of ``Ledger.verify()``: a finding, never an exception.
+
+    ``first_bad_seq`` names the first event that is not what was written (or, for a rewrite
+    that is only visible against a checkpoint, the first seq of the affected range);
+    ``reason`` says why in one sentence.
+    """
+
+    ok: bool
+    events_checked: int
+    checkpoints_checked: int
+    first_bad_seq: int | None = None
+    reason: str | None = None
+    head_seq: int = 0
+    unprotected_tail: int = 0
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"chain intact: {self.events_checked} events, {self.checkpoints_checked} checkpoints"
+        return f"chain broken at seq {self.first_bad_seq}: {self.reason}"
+
+
+def canonical_data(data: dict[str, Any]) -> str:
+    """RFC 8785 canonical JSON text of an event payload (rejects NaN and integers above 2**53)."""
+    if not isinstance(data, dict):
+        raise TypeError("event data must be a JSON object")
+    return rfc8785.dumps(data).decode("utf-8")
+
+
+def format_time(value: datetime) -> str:
+    """The one textual form of a timestamp inside hashes and signatures."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _coerce_time(value: datetime | str) -> str:
+    # SQLite hands the raw stored text back when verify() reads it untyped; PostgreSQL a datetime.
+    if isinstance(value, str):
+        return format_time(datetime.fromisoformat(value))
+    return format_time(value)
+
+
+def event_hash(seq: int, kind: str, actor: str, created_at: str, data: str, prev_hash: str) -> str:
+    """SHA-256 (hex) of one event; ``created_at`` already formatted by ``format_time``."""
+    preimage = json.dumps([_EVENT_DOMAIN, seq, kind, actor, created_at, data, prev_hash], separators=(",", ":"))
+    return hashlib.sha256(preimage.encode("ascii")).hexdigest()
+
+
+def checkpoint_message(seq: int, head_hash: str, created_at: str, studio_did: str) -> bytes:
+    return json.dumps([_CHECKPOINT_DOMAIN, seq, head_hash, created_at, studio_did], separators=(",", ":")).encode(
+        "ascii"
+    )
+
+
+def sign_checkpoint(key: Ed25519PrivateKey, *, seq: int, head_hash: str, created_at: datetime, studio_did: str) -> str:
+    return key.sign(checkpoint_message(seq, head_hash, format_time(created_at), studio_did)).hex()
+
+
+@dataclass(frozen=True)
+class _Finding:
+    seq: int
+    reason: str
+
+
+def _walk_events(rows: Iterable[EventTuple], watch: set[int]) -> tuple[int, int, dict[int, str], _Finding | None]:
+    """Check links and hashes in seq order; stop at the first bad row."""
+    expected, prev, checked = 1, GENESIS_HASH, 0
+    heads: dict[int, str] = {}
+    for seq, kind, actor, created_at, data, prev_hash, stored in rows:
+        if seq != expected:
+            gap = f"seq {expected}" if seq == expected + 1 else f"seqs {expected}..{seq - 1}"
+            return checked, expected - 1, heads, _Finding(expected, f"{gap} missing (rows deleted or renumbered)")
+        checked += 1
+        if prev_hash != prev:
+            return checked, seq, heads, _Finding(seq, "prev_hash does not match the previous event (rows inserted, deleted or reordered)")
+        try:
+            when = _coerce_time(created_at)
+        except (TypeError, ValueError):
+            return checked, seq, heads, _Finding(seq, "created_at is unreadable (row edited)")
+        if event_hash(seq, kind, actor, when, data, prev_hash) != stored:
+            return checked, seq, heads, _Finding(seq, "hash does not match the row's contents (row edited)")
+        if seq in watch:
+            heads[seq] = stored
+        prev, expected = stored, expected + 1
+    return checked, expected - 1, heads, None
+
+
+def _check_checkpoint(
+    row: CheckpointTuple,
+    *,
+    key: Ed25519PublicKey,
+    did: str,
+    heads: dict[int, str],
+    head_seq: int,
+    previous_good: int,
+) -> _Finding | None:
+    """A bad checkpoint names its own seq; a rewrite it exposes names the start of its range."""
+    _id, seq, head_hash, created_at, studio_did, signature = row
+    if studio_did != did:
+        return _Finding(seq, f"checkpoint at seq {seq} names another studio key (forged)")
+    try:
+        key.verify(bytes.fromhex(signature), checkpoint_message(seq, head_hash, _coerce_time(created_at), studio_did))
+    except (InvalidSignature, ValueError, TypeError):
+        return _Finding(seq, f"checkpoint at seq {seq} has an invalid signature (edited or forged)")
+    if seq > head_seq:
+        return _Finding(
+            head_seq + 1, f"events after seq {head_seq} are gone but checkpoint at seq {seq} signed them (truncated)"
+        )
+    if heads.get(seq) != head_hash:
+        return _Finding(
+            previous_good + 1,
+            f"events in seqs {previous_good + 1}..{seq} no longer match the head signed at checkpoint seq {seq} (rewritten)",
+        )
+    return None
+
+
+def verify_chain(
+    events: Iterable[EventTuple],
+    checkpoints: list[CheckpointTuple],
+    *,
+    studio_key: Ed25519PublicKey,
+    studio_did: str,
+) -> ChainReport:
+    """Recompute every hash and link, check every checkpoint; report the first bad seq."""
+    ordered = sorted(checkpoints, key=lambda c: (c[1], c[0]))
+    checked, head_seq, heads, event_finding = _walk_events(events, {c[1] for c in ordered})
+    finding, previous_good = event_finding, 0
+    checked_checkpoints = 0
+    for row in ordered:
+        if event_finding is not None and row[1] >= event_finding.seq:
+            break  # this checkpoint covers rows already known bad; the earlier finding stands
+        checked_checkpoints += 1
+        problem = _check_checkpoint(
+            row, key=studio_key, did=studio_did, heads=heads, head_seq=head_seq, previous_good=previous_good
+        )
+        if problem is not None:
+            if finding is None or problem.seq < finding.seq:
+                finding = problem
+            break
+        previous_good = row[1]
+    if finding is not None:
+        return ChainReport(False, checked, checked_checkpoints, finding.seq, finding.reason, head_seq=head_seq)
+    last_signed = ordered[-1][1] if ordered else 0
+    return ChainReport(True, checked, checked_checkpoints, head_seq=head_seq, unprotected_tail=head_seq - last_signed)

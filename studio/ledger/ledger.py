@@ -1,0 +1,523 @@
+"""``Ledger``: the studio's tamper-evident record of consent and renders.
+
+Every domain change (enrolment, credential import, revocation, render, user, login) writes its
+state row and its hash-chained event in one transaction that holds the append lock, so the state
+tables and the log never disagree and concurrent writers never fork the chain.
+
+>>> ledger = Ledger.open("sqlite:///ledger.sqlite3", studio_key=key)   # doctest: +SKIP
+>>> ledger.enroll_issuer(did, name="Jane Doe", actor="officer")       # doctest: +SKIP
+>>> ledger.verify().ok                                                # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, String, select, type_coerce, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from studio.ledger import database
+from studio.ledger.chain import (
+    GENESIS_HASH,
+    ChainReport,
+    Checkpoint,
+    Event,
+    canonical_data,
+    event_hash,
+    format_time,
+    sign_checkpoint,
+    verify_chain,
+)
+from studio.ledger.errors import (
+    CredentialAlreadyRevoked,
+    DuplicateCredential,
+    DuplicateUser,
+    IssuerAlreadyEnrolled,
+    IssuerNotEnrolled,
+    LedgerEmpty,
+    LedgerNotMigrated,
+    UnknownCredential,
+    UnknownRender,
+)
+from studio.ledger.records import (
+    CredentialSummary,
+    IssuerRecord,
+    LedgerRevocations,
+    LedgerTrust,
+    RenderRecord,
+    UserRecord,
+)
+from studio.ledger.tables import (
+    CheckpointRow,
+    CredentialRow,
+    EventRow,
+    IssuerRow,
+    RenderRow,
+    RevocationRow,
+    UserRow,
+    as_utc,
+    as_utc_or_none,
+)
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from consent.credential import LikenessConsent
+    from studio.config import StudioConfig
+
+_Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _event_from_row(row: EventRow) -> Event:
+    return Event(row.seq, row.kind, row.actor, as_utc(row.created_at), json.loads(row.data), row.prev_hash, row.hash)
+
+
+def _checkpoint_from_row(row: CheckpointRow) -> Checkpoint:
+    return Checkpoint(row.seq, row.head_hash, as_utc(row.created_at), row.studio_did, row.signature)
+
+
+class Ledger:
+    """The hash-chained, checkpoint-signed log plus the state tables it explains.
+
+    Build it with :meth:`open` (any SQLAlchemy URL) or :meth:`from_config`.
+    """
+
+    def __init__(self, *, engine: Engine, studio_key: Ed25519PrivateKey, checkpoint_every: int, clock: _Clock) -> None:
+        from consent.keys import did_key_from_public
+
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be at least 1")
+        self._engine = engine
+        self._key = studio_key
+        self._did = did_key_from_public(studio_key.public_key())
+        self._checkpoint_every = checkpoint_every
+        self._clock = clock
+
+    # --- construction -------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        studio_key: Ed25519PrivateKey,
+        checkpoint_every: int = 100,
+        upgrade: bool = True,
+        busy_timeout: float = 10.0,
+        clock: _Clock = _utcnow,
+    ) -> "Ledger":
+        """Connect, migrate (unless ``upgrade=False``, which demands an up-to-date schema)."""
+        if not upgrade and _missing_sqlite_file(url):
+            raise LedgerNotMigrated("no ledger database exists yet.")
+        engine = database.create_ledger_engine(url, busy_timeout=busy_timeout)
+        try:
+            if upgrade:
+                database.upgrade(engine)
+            else:
+                database.ensure_migrated(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine=engine, studio_key=studio_key, checkpoint_every=checkpoint_every, clock=clock)
+
+    @classmethod
+    def from_config(cls, config: StudioConfig, *, upgrade: bool = True) -> "Ledger":
+        """The ledger of a data folder, signed with that folder's studio key."""
+        from studio.identity import load_or_create_studio_key
+
+        config.home.mkdir(parents=True, exist_ok=True)
+        return cls.open(config.sqlalchemy_url, studio_key=load_or_create_studio_key(config), upgrade=upgrade)
+
+    @staticmethod
+    def upgrade(url: str) -> bool:
+        """Apply pending migrations (``avatar-studio db upgrade``); True when any were applied."""
+        engine = database.create_ledger_engine(url, busy_timeout=30.0)
+        try:
+            return database.upgrade(engine)
+        finally:
+            engine.dispose()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def studio_did(self) -> str:
+        return self._did
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    # --- the chain ----------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """One write transaction holding the append lock; domain rows and events commit together."""
+        with database.write(self._engine) as connection, Session(bind=connection) as session:
+            yield session
+            session.flush()
+
+    def _append(self, session: Session, kind: str, data: dict[str, Any], actor: str) -> Event:
+        head = session.execute(select(EventRow.seq, EventRow.hash).order_by(EventRow.seq.desc()).limit(1)).first()
+        seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
+        now = self._clock()
+        text = canonical_data(data)
+        digest = event_hash(seq, kind, actor, format_time(now), text, prev)
+        session.add(EventRow(seq=seq, kind=kind, actor=actor, created_at=now, data=text, prev_hash=prev, hash=digest))
+        if seq % self._checkpoint_every == 0:
+            self._add_checkpoint(session, seq, digest, now)
+        return Event(seq, kind, actor, now, data, prev, digest)
+
+    def _add_checkpoint(self, session: Session, seq: int, head_hash: str, now: datetime) -> Checkpoint:
+        signature = sign_checkpoint(self._key, seq=seq, head_hash=head_hash, created_at=now, studio_did=self._did)
+        session.add(CheckpointRow(seq=seq, head_hash=head_hash, created_at=now, studio_did=self._did, signature=signature))
+        return Checkpoint(seq, head_hash, now, self._did, signature)
+
+    def append(self, kind: str, data: dict[str, Any], *, actor: str) -> Event:
+        """Append one event (low level: domain methods below also update their tables)."""
+        with self._transaction() as session:
+            return self._append(session, kind, data, actor)
+
+    def checkpoint(self) -> Checkpoint:
+        """Sign the current head now (also happens every ``checkpoint_every`` events)."""
+        with self._transaction() as session:
+            head = session.execute(select(EventRow.seq, EventRow.hash).order_by(EventRow.seq.desc()).limit(1)).first()
+            if head is None:
+                raise LedgerEmpty("the ledger has no events to checkpoint yet")
+            return self._add_checkpoint(session, head.seq, head.hash, self._clock())
+
+    def verify(self) -> ChainReport:
+        """Recompute every hash, link and checkpoint signature from one consistent snapshot."""
+        columns = (
+            EventRow.seq,
+            EventRow.kind,
+            EventRow.actor,
+            type_coerce(EventRow.created_at, String),  # raw text on SQLite: parsed per row, errors named
+            EventRow.data,
+            EventRow.prev_hash,
+            EventRow.hash,
+        )
+        cp_columns = (
+            CheckpointRow.id,
+            CheckpointRow.seq,
+            CheckpointRow.head_hash,
+            type_coerce(CheckpointRow.created_at, String),
+            CheckpointRow.studio_did,
+            CheckpointRow.signature,
+        )
+        with database.translate_errors(), self._engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin():
+                checkpoints = [tuple(r) for r in connection.execute(select(*cp_columns))]
+                rows = connection.execute(select(*columns).order_by(EventRow.seq))
+                return verify_chain(
+                    (tuple(r) for r in rows),  # type: ignore[misc]
+                    checkpoints,  # type: ignore[arg-type]
+                    studio_key=self._key.public_key(),
+                    studio_did=self._did,
+                )
+
+    def events(self, after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        query = select(EventRow).where(EventRow.seq > after_seq).order_by(EventRow.seq).limit(limit)
+        with database.translate_errors(), Session(self._engine) as session:
+            return [_event_from_row(row) for row in session.scalars(query)]
+
+    def checkpoints(self) -> list[Checkpoint]:
+        with database.translate_errors(), Session(self._engine) as session:
+            rows = session.scalars(select(CheckpointRow).order_by(CheckpointRow.seq, CheckpointRow.id))
+            return [_checkpoint_from_row(row) for row in rows]
+
+    def export_jsonl(self, fp: IO[str]) -> int:
+        """Write every event, then every checkpoint, as JSON lines; returns the number of lines.
+
+        Each event line carries ``data`` as the exact canonical text that was hashed, so an
+        auditor can recompute the chain with ``studio.ledger.chain`` alone.
+        """
+        count = 0
+        with database.translate_errors(), Session(self._engine) as session:
+            for row in session.scalars(select(EventRow).order_by(EventRow.seq)).yield_per(2000):
+                line = {
+                    "type": "event",
+                    "seq": row.seq,
+                    "kind": row.kind,
+                    "actor": row.actor,
+                    "created_at": format_time(row.created_at),
+                    "data": row.data,
+                    "prev_hash": row.prev_hash,
+                    "hash": row.hash,
+                }
+                fp.write(json.dumps(line, ensure_ascii=False) + "\n")
+                count += 1
+            for row in session.scalars(select(CheckpointRow).order_by(CheckpointRow.seq, CheckpointRow.id)):
+                line = {
+                    "type": "checkpoint",
+                    "seq": row.seq,
+                    "head_hash": row.head_hash,
+                    "created_at": format_time(row.created_at),
+                    "studio_did": row.studio_did,
+                    "signature": row.signature,
+                }
+                fp.write(json.dumps(line) + "\n")
+                count += 1
+        return count
+
+    # --- issuers ------------------------------------------------------------------------
+
+    def enroll_issuer(self, did: str, *, name: str, actor: str) -> None:
+        """Trust ``did`` to issue consent from now on (re-enrols a withdrawn issuer)."""
+        from consent.keys import public_key_from_did
+
+        public_key_from_did(did)  # raises InvalidDid (a ConsentError) for anything but an Ed25519 did:key
+        with self._transaction() as session:
+            now = self._clock()
+            row = session.get(IssuerRow, did)
+            if row is not None and row.withdrawn_at is None:
+                raise IssuerAlreadyEnrolled("this issuer is already enrolled")
+            if row is None:
+                session.add(IssuerRow(did=did, name=name, enrolled_at=now))
+            else:
+                row.name, row.enrolled_at, row.withdrawn_at = name, now, None
+            # The name stays out of the append-only log: it is personal data that may have to be erased.
+            self._append(session, "issuer.enrolled", {"did": did}, actor)
+
+    def withdraw_issuer(self, did: str, *, actor: str) -> None:
+        """Stop trusting ``did``: credentials it issued no longer verify for new renders."""
+        with self._transaction() as session:
+            row = session.get(IssuerRow, did)
+            if row is None or row.withdrawn_at is not None:
+                raise IssuerNotEnrolled("this issuer is not enrolled")
+            row.withdrawn_at = self._clock()
+            self._append(session, "issuer.withdrawn", {"did": did}, actor)
+
+    def list_issuers(self) -> list[IssuerRecord]:
+        with database.translate_errors(), Session(self._engine) as session:
+            rows = session.scalars(select(IssuerRow).order_by(IssuerRow.enrolled_at))
+            return [IssuerRecord(r.did, r.name, as_utc(r.enrolled_at), as_utc_or_none(r.withdrawn_at)) for r in rows]
+
+    def trust(self) -> LedgerTrust:
+        """An ``IssuerTrust`` that asks the database on every call (withdrawals apply at once)."""
+        return LedgerTrust(self._engine)
+
+    # --- credentials and revocation -----------------------------------------------------
+
+    def import_credential(self, document: dict[str, Any], *, actor: str) -> LikenessConsent:
+        """Parse strictly, check the proof, store the exact document; refuses duplicates."""
+        from consent.credential import LikenessConsent
+        from consent.proof import verify_proof
+
+        credential = LikenessConsent.from_document(document)
+        verify_proof(document)
+        text = canonical_data(document)
+        with self._transaction() as session:
+            if session.get(CredentialRow, credential.credential_id) is not None:
+                raise DuplicateCredential("a credential with this id was already imported")
+            session.add(
+                CredentialRow(
+                    credential_id=credential.credential_id,
+                    issuer=credential.issuer,
+                    subject_name=credential.subject_name,
+                    project=credential.project,
+                    document=text,
+                    imported_at=self._clock(),
+                    imported_by=actor,
+                )
+            )
+            data = {"credential_id": credential.credential_id, "issuer": credential.issuer, "document_sha256": _sha256_text(text)}
+            self._append(session, "credential.imported", data, actor)
+        return credential
+
+    def get_credential(self, credential_id: str) -> LikenessConsent:
+        from consent.credential import LikenessConsent
+
+        with database.translate_errors(), Session(self._engine) as session:
+            row = session.get(CredentialRow, credential_id)
+            if row is None:
+                raise UnknownCredential("no credential with this id was imported")
+            return LikenessConsent.from_document(json.loads(row.document))
+
+    def list_credentials(self) -> list[CredentialSummary]:
+        query = (
+            select(CredentialRow, RevocationRow.revoked_at)
+            .outerjoin(RevocationRow, RevocationRow.credential_id == CredentialRow.credential_id)
+            .order_by(CredentialRow.imported_at)
+        )
+        with database.translate_errors(), Session(self._engine) as session:
+            return [
+                CredentialSummary(
+                    row.credential_id, row.issuer, row.subject_name, row.project, as_utc(row.imported_at), as_utc_or_none(at)
+                )
+                for row, at in session.execute(query)
+            ]
+
+    def revoke(self, credential_id: str, *, reason: str, actor: str) -> None:
+        """Revoke for good: every later verification of this credential fails."""
+        with self._transaction() as session:
+            if session.get(CredentialRow, credential_id) is None:
+                raise UnknownCredential("no credential with this id was imported")
+            if session.get(RevocationRow, credential_id) is not None:
+                raise CredentialAlreadyRevoked("this credential is already revoked")
+            session.add(RevocationRow(credential_id=credential_id, reason=reason, revoked_by=actor, revoked_at=self._clock()))
+            self._append(session, "credential.revoked", {"credential_id": credential_id, "reason": reason}, actor)
+
+    def revocation_status(self) -> LedgerRevocations:
+        """A ``RevocationStatus`` that asks the database on every call."""
+        return LedgerRevocations(self._engine)
+
+    # --- renders ------------------------------------------------------------------------
+
+    def render_started(
+        self, *, render_id: str, credential_id: str, operator: str, purpose: str, project: str, inputs: dict[str, Any]
+    ) -> None:
+        with self._transaction() as session:
+            if session.get(RenderRow, render_id) is not None:
+                raise ValueError(f"render id {render_id} was used before")
+            session.add(
+                RenderRow(
+                    render_id=render_id,
+                    status="started",
+                    credential_id=credential_id,
+                    operator=operator,
+                    purpose=purpose,
+                    project=project,
+                    created_at=self._clock(),
+                    inputs=json.dumps(inputs, sort_keys=True),
+                )
+            )
+            data = {"render_id": render_id, "credential_id": credential_id, "purpose": purpose, "project": project, "inputs": inputs}
+            self._append(session, "render.started", data, operator)
+
+    def render_finished(self, *, render_id: str, receipt: dict[str, Any]) -> None:
+        """Close a started render; ``receipt`` must hold ``output_sha256`` and ``watermark_payload`` (int)."""
+        output_sha256, payload = receipt["output_sha256"], receipt["watermark_payload"]
+        if not isinstance(payload, int) or payload < 0:
+            raise ValueError("receipt['watermark_payload'] must be a non-negative int")
+        receipt_text = json.dumps(receipt, sort_keys=True)
+        with self._transaction() as session:
+            row = self._started(session, render_id)
+            row.status, row.finished_at = "finished", self._clock()
+            row.output_sha256, row.watermark_payload, row.receipt = output_sha256, payload, receipt_text
+            data = {
+                "render_id": render_id,
+                "output_sha256": output_sha256,
+                "watermark_payload_hex": format(payload, "x"),  # hex: payloads may exceed JSON's 2**53
+                "receipt_sha256": _sha256_text(receipt_text),
+            }
+            self._append(session, "render.finished", data, row.operator)
+
+    def render_failed(self, *, render_id: str, reason: str) -> None:
+        with self._transaction() as session:
+            row = self._started(session, render_id)
+            row.status, row.finished_at, row.failure_reason = "failed", self._clock(), reason
+            self._append(session, "render.failed", {"render_id": render_id, "reason": reason}, row.operator)
+
+    def render_refused(
+        self, *, operator: str, credential_id: str | None, reason: str, error: str, inputs: dict[str, Any]
+    ) -> str:
+        """Record a refusal (consent not established); returns the refusal's render id."""
+        render_id = uuid.uuid4().hex
+        with self._transaction() as session:
+            now = self._clock()
+            session.add(
+                RenderRow(
+                    render_id=render_id,
+                    status="refused",
+                    credential_id=credential_id,
+                    operator=operator,
+                    created_at=now,
+                    finished_at=now,
+                    inputs=json.dumps(inputs, sort_keys=True),
+                    failure_reason=reason,
+                    error=error,
+                )
+            )
+            data = {"render_id": render_id, "credential_id": credential_id, "error": error, "reason": reason, "inputs": inputs}
+            self._append(session, "render.refused", data, operator)
+        return render_id
+
+    def mark_interrupted_renders(self, *, actor: str = "studio") -> int:
+        """Renders still 'started' (the process died mid-render) become 'failed'; returns how many."""
+        reason = "interrupted: the studio stopped before the render finished"
+        with self._transaction() as session:
+            rows = list(session.scalars(select(RenderRow).where(RenderRow.status == "started").order_by(RenderRow.created_at)))
+            for row in rows:
+                row.status, row.finished_at, row.failure_reason = "failed", self._clock(), reason
+                self._append(session, "render.failed", {"render_id": row.render_id, "reason": reason}, actor)
+            return len(rows)
+
+    @staticmethod
+    def _started(session: Session, render_id: str) -> RenderRow:
+        row = session.get(RenderRow, render_id)
+        if row is None or row.status != "started":
+            raise UnknownRender("no render in progress has this id")
+        return row
+
+    def find_render(self, render_id: str) -> RenderRecord | None:
+        with database.translate_errors(), Session(self._engine) as session:
+            row = session.get(RenderRow, render_id)
+            return RenderRecord.from_row(row) if row is not None else None
+
+    def find_render_by_payload(self, payload: int) -> RenderRecord | None:
+        query = select(RenderRow).where(RenderRow.watermark_payload == payload).order_by(RenderRow.created_at).limit(1)
+        with database.translate_errors(), Session(self._engine) as session:
+            row = session.scalars(query).first()
+            return RenderRecord.from_row(row) if row is not None else None
+
+    def list_renders(self, *, limit: int = 100) -> list[RenderRecord]:
+        query = select(RenderRow).order_by(RenderRow.created_at.desc()).limit(limit)
+        with database.translate_errors(), Session(self._engine) as session:
+            return [RenderRecord.from_row(row) for row in session.scalars(query)]
+
+    # --- users --------------------------------------------------------------------------
+
+    def add_user(self, username: str, *, password_hash: str, role: str, actor: str) -> None:
+        with self._transaction() as session:
+            if session.get(UserRow, username) is not None:
+                raise DuplicateUser("a user with this name already exists")
+            session.add(UserRow(username=username, password_hash=password_hash, role=role, created_at=self._clock(), disabled=False))
+            self._append(session, "user.added", {"username": username, "role": role}, actor)
+
+    def get_user(self, username: str) -> UserRecord | None:
+        with database.translate_errors(), Session(self._engine) as session:
+            row = session.get(UserRow, username)
+            return UserRecord.from_row(row) if row is not None else None
+
+    def list_users(self) -> list[UserRecord]:
+        with database.translate_errors(), Session(self._engine) as session:
+            return [UserRecord.from_row(row) for row in session.scalars(select(UserRow).order_by(UserRow.username))]
+
+    def record_login(self, username: str, ok: bool) -> None:
+        """Log every login attempt, failed ones included (unknown names too)."""
+        with self._transaction() as session:
+            if ok:
+                session.execute(update(UserRow).where(UserRow.username == username).values(last_login_at=self._clock()))
+            self._append(session, "user.login", {"username": username, "ok": ok}, username)
+
+
+def _missing_sqlite_file(url: str) -> bool:
+    parsed = make_url(url)
+    database_path = parsed.database or ""
+    return parsed.get_backend_name() == "sqlite" and database_path not in ("", ":memory:") and not Path(database_path).exists()

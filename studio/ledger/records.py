@@ -1,0 +1,126 @@
+"""Read-only views of ledger rows handed to callers, and the live trust / revocation views."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from studio.ledger.database import translate_errors
+from studio.ledger.tables import IssuerRow, RenderRow, RevocationRow, UserRow, as_utc, as_utc_or_none
+
+
+@dataclass(frozen=True)
+class CredentialSummary:
+    credential_id: str
+    issuer: str
+    subject_name: str
+    project: str
+    imported_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True)
+class IssuerRecord:
+    did: str
+    name: str
+    enrolled_at: datetime
+    withdrawn_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RenderRecord:
+    """How one render attempt went; ``status`` is started | finished | failed | refused."""
+
+    render_id: str
+    status: str
+    credential_id: str | None
+    operator: str
+    purpose: str | None
+    project: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    inputs: dict[str, Any]
+    output_sha256: str | None
+    watermark_payload: int | None
+    receipt: dict[str, Any] | None
+    failure_reason: str | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: RenderRow) -> "RenderRecord":
+        return cls(
+            render_id=row.render_id,
+            status=row.status,
+            credential_id=row.credential_id,
+            operator=row.operator,
+            purpose=row.purpose,
+            project=row.project,
+            created_at=as_utc(row.created_at),
+            finished_at=as_utc_or_none(row.finished_at),
+            inputs=json.loads(row.inputs),
+            output_sha256=row.output_sha256,
+            watermark_payload=row.watermark_payload,
+            receipt=json.loads(row.receipt) if row.receipt is not None else None,
+            failure_reason=row.failure_reason,
+            error=row.error,
+        )
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    username: str
+    password_hash: str
+    role: str
+    created_at: datetime
+    disabled: bool
+    last_login_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: UserRow) -> "UserRecord":
+        return cls(
+            username=row.username,
+            password_hash=row.password_hash,
+            role=row.role,
+            created_at=as_utc(row.created_at),
+            disabled=row.disabled,
+            last_login_at=as_utc_or_none(row.last_login_at),
+        )
+
+
+class LedgerTrust:
+    """``consent.verify.IssuerTrust`` backed by the issuers table, queried on every call.
+
+    An issuer is trusted at ``now`` when it was enrolled at or before ``now`` and not
+    withdrawn at or before ``now``: a withdrawal takes effect for every later render.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def is_trusted(self, did: str, *, now: datetime) -> bool:
+        with translate_errors(), Session(self._engine) as session:
+            row = session.get(IssuerRow, did)
+            if row is None or as_utc(row.enrolled_at) > now:
+                return False
+            return row.withdrawn_at is None or now < as_utc(row.withdrawn_at)
+
+
+class LedgerRevocations:
+    """``consent.verify.RevocationStatus`` backed by the revocations table, queried on every call."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def is_revoked(self, credential_id: str) -> bool:
+        with translate_errors(), Session(self._engine) as session:
+            found = session.scalar(select(RevocationRow.credential_id).where(RevocationRow.credential_id == credential_id))
+            return found is not None
