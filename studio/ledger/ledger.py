@@ -327,10 +327,12 @@ class Ledger:
     def import_credential(self, document: dict[str, Any], *, actor: str) -> LikenessConsent:
         """Parse strictly, check the proof, store the exact document; refuses duplicates."""
         from consent.credential import LikenessConsent
+        from consent.errors import VerificationMethodMismatch
         from consent.proof import verify_proof
 
         credential = LikenessConsent.from_document(document)
-        verify_proof(document)
+        if verify_proof(document).controller != credential.issuer:
+            raise VerificationMethodMismatch("the consent was not signed with the issuer's key")
         text = canonical_data(document)
         with self._transaction() as session:
             if session.get(CredentialRow, credential.credential_id) is not None:

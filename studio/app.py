@@ -1,0 +1,407 @@
+"""The web studio: Gradio Blocks built by ``build_app(pipeline)``.
+
+Handlers only translate between widgets and the pipeline/ledger. Roles are enforced here on
+the server, in every handler, because Gradio exposes each event as an API endpoint that
+``gradio_client`` can call directly; hiding a tab is cosmetic. This module and ``cli.py`` are
+the only places that turn user-facing errors into messages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from models.animate import AnimationOptions
+from studio.errors import USER_FACING
+from studio.pipeline import RenderPipeline, RenderRequest
+from studio.users import Role, authenticate, create_user, new_password, require_role
+
+log = logging.getLogger(__name__)
+
+_PURPOSES_HINT = "film, education, museum-exhibit, ..."
+
+
+def _fail(exc: Exception) -> gr.Error:
+    return gr.Error(exc.user_message())  # type: ignore[attr-defined]
+
+
+def _discard_upload(path: str | None, pipeline: RenderPipeline) -> None:
+    """Uploaded photos and videos are personal data: delete them once used (unless kept by config)."""
+    if path and pipeline.config.keep_uploads_seconds <= 0:
+        Path(path).unlink(missing_ok=True)
+
+
+def build_app(pipeline: RenderPipeline) -> gr.Blocks:
+    ledger = pipeline.ledger
+    config = pipeline.config
+
+    # ------------------------------------------------------------------ helpers
+    def credential_choices() -> list[tuple[str, str]]:
+        return [(f"{c.subject_name} — {c.project} ({c.credential_id[-8:]})", c.credential_id) for c in ledger.list_credentials()]
+
+    def describe(credential_id: str | None) -> str:
+        if not credential_id:
+            return "_No credential selected._"
+        c = ledger.get_credential(credential_id)
+        revoked = ledger.revocation_status().is_revoked(c.credential_id)
+        until = c.valid_until.isoformat() if c.valid_until else "no end date"
+        lines = [
+            f"**Subject:** {c.subject_name} (grantor: {c.grantor_role})",
+            f"**Project:** {c.project}",
+            f"**Purposes:** {', '.join(c.purposes)} · **Media:** {', '.join(c.media)}",
+            f"**Valid:** {c.valid_from.isoformat()} → {until} · **Max duration:** {c.max_duration_seconds:g} s",
+            f"**Disclosure:** {c.disclosure} · **AI training:** {c.ai_training}",
+            f"**Status:** {'REVOKED' if revoked else 'active'} · `{c.credential_id}`",
+        ]
+        return "\n\n".join(lines)
+
+    # ------------------------------------------------------------------ handlers
+    def on_load(request: gr.Request):
+        user = ledger.get_user(request.username) if request.username else None
+        role = Role(user.role) if user else None
+        is_admin = role is Role.ADMIN
+        return (
+            f"Logged in as **{request.username}** ({role.value if role else 'unknown'})",
+            gr.update(visible=is_admin or role is Role.OPERATOR),
+            gr.update(visible=is_admin or role is Role.CONSENT_OFFICER),
+            gr.update(visible=is_admin or role is Role.AUDITOR),
+            gr.update(visible=is_admin),
+        )
+
+    def on_refresh_credentials(request: gr.Request):
+        try:
+            require_role(ledger, request.username, Role.OPERATOR, Role.CONSENT_OFFICER)
+            choices = credential_choices()
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+        return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+    def on_pick_credential(credential_id: str | None, request: gr.Request):
+        try:
+            require_role(ledger, request.username, Role.OPERATOR, Role.CONSENT_OFFICER)
+            if not credential_id:
+                return describe(None), gr.update(), "", gr.update()
+            c = ledger.get_credential(credential_id)
+            return (
+                describe(credential_id),
+                gr.update(choices=list(c.purposes), value=c.purposes[0]),
+                c.project,
+                gr.update(value=c.disclosure_required),
+            )
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+
+    def on_render(
+        credential_id: str | None,
+        photo: str | None,
+        use_reference: bool,
+        driving: str | None,
+        purpose: str | None,
+        project: str,
+        animator: str,
+        relative: bool,
+        paste_back: bool,
+        label_ai: bool,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),
+    ):
+        try:
+            user = require_role(ledger, request.username, Role.OPERATOR)
+            if not credential_id:
+                raise gr.Error("Choose a consent credential first.")
+            if use_reference:
+                photo = str(reference_photo_for(credential_id))
+            if not photo:
+                raise gr.Error("Upload a photo (or tick 'use the credential's reference photo').")
+            if not driving:
+                raise gr.Error("Upload a driving video.")
+            req = RenderRequest(
+                photo=Path(photo),
+                driving=Path(driving),
+                credential_id=credential_id,
+                purpose=purpose or "",
+                project=project or "",
+                operator=user.username,
+                animator=animator,
+                options=AnimationOptions(relative=relative, adapt_movement_scale=relative, paste_back=paste_back),
+                label_ai=label_ai,
+            )
+
+            def report(stage: str, done: int, total: int | None) -> None:
+                if total:
+                    progress(done / total, desc=f"{stage} {done}/{total}")
+                else:
+                    progress(None, desc=stage)
+
+            result = pipeline.render(req, progress=report)
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+        finally:
+            if not use_reference:
+                _discard_upload(photo, pipeline)
+            _discard_upload(driving, pipeline)
+        summary = (
+            f"**Render {result.render_id}** — watermark `{result.receipt['watermark']['payload']}`, "
+            f"C2PA manifest {result.receipt['manifest']['status']}, logged in the ledger."
+        )
+        return str(result.video_path), str(result.receipt_path), summary
+
+    def reference_photo_for(credential_id: str) -> Path:
+        c = ledger.get_credential(credential_id)
+        for digest in c.reference_images:
+            for candidate in (config.home / "references").glob(f"{digest.removeprefix('sha256:')}.*"):
+                return candidate
+        raise gr.Error("This credential's reference photo is not stored in the studio; upload the photo instead.")
+
+    def on_enroll(did: str, name: str, request: gr.Request):
+        try:
+            user = require_role(ledger, request.username, Role.CONSENT_OFFICER)
+            ledger.enroll_issuer(did.strip(), name=name.strip(), actor=user.username)
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+        return f"Enrolled issuer **{name}** (`{did.strip()}`)."
+
+    def on_import(cred_file: str | None, ref_photo: str | None, request: gr.Request):
+        from consent.proof import parse_json
+        from studio import media
+
+        try:
+            user = require_role(ledger, request.username, Role.CONSENT_OFFICER)
+            if not cred_file:
+                raise gr.Error("Choose a credential file (JSON).")
+            document = parse_json(Path(cred_file).read_bytes())
+            credential = ledger.import_credential(document, actor=user.username)
+            note = ""
+            if ref_photo:
+                digest = "sha256:" + media.sha256_file(ref_photo)
+                if digest not in credential.reference_images:
+                    note = " The reference photo does NOT match the credential's referenceImages and was not stored."
+                else:
+                    store = config.home / "references"
+                    store.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(ref_photo, store / f"{digest.removeprefix('sha256:')}{Path(ref_photo).suffix or '.png'}")
+                    note = " Reference photo stored."
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+        return f"Imported credential for **{credential.subject_name}** (`{credential.credential_id}`).{note}", credentials_table()
+
+    def credentials_table() -> list[list[str]]:
+        status = ledger.revocation_status()
+        return [
+            [c.credential_id, c.subject_name, c.project, "revoked" if status.is_revoked(c.credential_id) else "active"]
+            for c in ledger.list_credentials()
+        ]
+
+    def on_list_credentials(request: gr.Request):
+        try:
+            require_role(ledger, request.username, Role.CONSENT_OFFICER)
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+        return credentials_table()
+
+    def on_revoke(credential_id: str, reason: str, request: gr.Request):
+        try:
+            user = require_role(ledger, request.username, Role.CONSENT_OFFICER)
+            ledger.revoke(credential_id.strip(), reason=reason.strip() or "revoked by consent officer", actor=user.username)
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+        return f"Revoked `{credential_id.strip()}`.", credentials_table()
+
+    def on_issue_command(subject: str, grantee: str, proj: str, purposes: str, max_duration: float, request: gr.Request):
+        try:
+            require_role(ledger, request.username, Role.CONSENT_OFFICER)
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+        parts = ["avatar-studio consent issue --key SUBJECT-KEY.pem", f"--subject-name {json.dumps(subject)}",
+                 f"--grantee {json.dumps(grantee)}", f"--project {json.dumps(proj)}"]
+        parts += [f"--purpose {json.dumps(p.strip())}" for p in purposes.split(",") if p.strip()]
+        parts += [f"--max-duration {max_duration:g}", "--photo REFERENCE.jpg", "--out credential.json"]
+        return (
+            "The subject (or estate) signs on their own machine with their own key; the studio never sees it:\n\n"
+            "```bash\navatar-studio keys new SUBJECT-KEY.pem   # once; prints the did:key to enrol\n"
+            + " \\\n    ".join(parts) + "\n```\nThen enrol the printed did:key above and import `credential.json`."
+        )
+
+    def on_audit(video: str | None, request: gr.Request):
+        from studio.audit import audit_video
+
+        try:
+            require_role(ledger, request.username, Role.AUDITOR)
+            if not video:
+                raise gr.Error("Upload a video to inspect.")
+            report = audit_video(Path(video), config=config, ledger=ledger, watermark_key=pipeline.watermark_key,
+                                 trust_anchor_pem=pipeline.signer.trust_anchor_pem)
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+        finally:
+            _discard_upload(video, pipeline)
+        return report.to_markdown(), report.to_dict()
+
+    def on_verify_ledger(request: gr.Request):
+        try:
+            require_role(ledger, request.username, Role.AUDITOR)
+            report = ledger.verify()
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+        if report.ok:
+            return f"✅ Chain intact: {report.events} events, {report.checkpoints} signed checkpoints."
+        return f"❌ Chain broken at row {report.first_bad_seq}: {report.reason}"
+
+    def on_export_ledger(request: gr.Request):
+        try:
+            require_role(ledger, request.username, Role.AUDITOR)
+            out = Path(tempfile.mkdtemp(prefix="ledger-export-")) / "ledger.jsonl"
+            with out.open("w") as fp:
+                ledger.export_jsonl(fp)
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+        return str(out)
+
+    def users_table() -> list[list[str]]:
+        return [[u.username, u.role, "disabled" if getattr(u, "disabled", False) else "active"] for u in ledger.list_users()]
+
+    def on_list_users(request: gr.Request):
+        try:
+            require_role(ledger, request.username, Role.ADMIN)
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+        return users_table()
+
+    def on_add_user(username: str, role: str, password: str, request: gr.Request):
+        try:
+            admin = require_role(ledger, request.username, Role.ADMIN)
+            password = password or new_password()
+            create_user(ledger, username.strip(), password, role, actor=admin.username)
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+        return f"Created **{username.strip()}** ({role}). Password: `{password}` (shown once).", users_table()
+
+    # ------------------------------------------------------------------ layout
+    with gr.Blocks(title="Avatar Studio", delete_cache=(600, 3600)) as demo:
+        gr.Markdown("# Avatar Studio\nConsent-gated avatars: every render is verified, watermarked, signed and logged.")
+        who = gr.Markdown()
+        with gr.Tab("Render", visible=False) as tab_render:
+            with gr.Row():
+                with gr.Column():
+                    credential = gr.Dropdown(label="Consent credential", choices=[], elem_id="credential")
+                    refresh = gr.Button("Refresh credentials", size="sm", elem_id="refresh-credentials")
+                    cred_info = gr.Markdown("_No credential selected._", elem_id="credential-info")
+                    photo = gr.Image(label="Photo of the consenting person", type="filepath", sources=["upload"], elem_id="photo")
+                    use_reference = gr.Checkbox(label="Use the credential's reference photo", value=False)
+                    driving = gr.Video(label="Driving video", sources=["upload"], elem_id="driving")
+                with gr.Column():
+                    purpose = gr.Dropdown(label="Purpose", choices=[], allow_custom_value=True, info=_PURPOSES_HINT)
+                    project = gr.Textbox(label="Project")
+                    animator = gr.Radio(
+                        label="Animator",
+                        choices=[("auto", "auto")] + [(n, n) for n in pipeline.animator_names()],
+                        value="auto",
+                        info=f"auto = {pipeline.default_animator}"
+                        + ("" if "fomm" in pipeline.animator_names() else " (no FOMM checkpoint configured)"),
+                    )
+                    relative = gr.Checkbox(label="Relative motion (adapt to the photo's face)", value=True)
+                    paste_back = gr.Checkbox(label="Paste the face back into the full photo", value=True)
+                    label_ai = gr.Checkbox(label='Visible "AI-generated" label', value=True)
+                    render_btn = gr.Button("Render", variant="primary", elem_id="render-btn")
+                    out_video = gr.Video(label="Result", interactive=False, elem_id="result-video")
+                    out_summary = gr.Markdown(elem_id="render-summary")
+                    out_receipt = gr.File(label="Receipt (JSON)", interactive=False, elem_id="receipt")
+        with gr.Tab("Consent", visible=False) as tab_consent:
+            with gr.Row():
+                with gr.Column():
+                    gr.Markdown("### Enrol an issuer\nAfter checking the subject's or estate's identity.")
+                    enroll_did = gr.Textbox(label="Issuer did:key", elem_id="enroll-did")
+                    enroll_name = gr.Textbox(label="Name", elem_id="enroll-name")
+                    enroll_btn = gr.Button("Enrol", elem_id="enroll-btn")
+                    enroll_out = gr.Markdown()
+                with gr.Column():
+                    gr.Markdown("### Import a credential")
+                    cred_file = gr.File(label="Credential (JSON)", file_types=[".json"], type="filepath", elem_id="cred-file")
+                    ref_file = gr.File(label="Reference photo (optional)", type="filepath", elem_id="ref-file")
+                    import_btn = gr.Button("Import", elem_id="import-btn")
+                    import_out = gr.Markdown(elem_id="import-out")
+            creds = gr.Dataframe(headers=["id", "subject", "project", "status"], label="Credentials", interactive=False)
+            list_btn = gr.Button("Refresh list", size="sm")
+            with gr.Row():
+                revoke_id = gr.Textbox(label="Credential id to revoke")
+                revoke_reason = gr.Textbox(label="Reason")
+                revoke_btn = gr.Button("Revoke", variant="stop")
+            revoke_out = gr.Markdown()
+            with gr.Accordion("Issue a credential (the subject signs with the CLI)", open=False):
+                i_subject = gr.Textbox(label="Subject name")
+                i_grantee = gr.Textbox(label="Grantee (studio or institution)")
+                i_project = gr.Textbox(label="Project")
+                i_purposes = gr.Textbox(label="Purposes (comma-separated)", value="film")
+                i_duration = gr.Number(label="Maximum output duration (s)", value=120)
+                i_btn = gr.Button("Show the command")
+                i_out = gr.Markdown()
+        with gr.Tab("Audit", visible=False) as tab_audit:
+            audit_video_in = gr.File(label="Any video", type="filepath", elem_id="audit-file")
+            audit_btn = gr.Button("Inspect", variant="primary", elem_id="audit-btn")
+            audit_md = gr.Markdown(elem_id="audit-report")
+            audit_json = gr.JSON(label="Details")
+            with gr.Row():
+                verify_btn = gr.Button("Verify the whole ledger", elem_id="verify-ledger-btn")
+                export_btn = gr.Button("Export the ledger (JSON lines)")
+            verify_out = gr.Markdown(elem_id="verify-ledger-out")
+            export_file = gr.File(label="Ledger export", interactive=False)
+        with gr.Tab("Users", visible=False) as tab_users:
+            users = gr.Dataframe(headers=["username", "role", "status"], label="Users", interactive=False)
+            users_btn = gr.Button("Refresh", size="sm")
+            with gr.Row():
+                new_name = gr.Textbox(label="Username")
+                new_role = gr.Dropdown(label="Role", choices=[r.value for r in Role], value=Role.OPERATOR.value)
+                new_pw = gr.Textbox(label="Password (empty: generate)", type="password")
+                add_btn = gr.Button("Add user")
+            add_out = gr.Markdown()
+
+        demo.load(on_load, None, [who, tab_render, tab_consent, tab_audit, tab_users], api_name=False)
+        demo.load(on_refresh_credentials, None, credential, api_name=False)
+        refresh.click(on_refresh_credentials, None, credential, api_name="credentials")
+        credential.change(on_pick_credential, credential, [cred_info, purpose, project, label_ai], api_name="credential_info")
+        render_btn.click(
+            on_render,
+            [credential, photo, use_reference, driving, purpose, project, animator, relative, paste_back, label_ai],
+            [out_video, out_receipt, out_summary],
+            api_name="render",
+            concurrency_limit=config.max_concurrent_renders,
+            concurrency_id="render",
+        )
+        enroll_btn.click(on_enroll, [enroll_did, enroll_name], enroll_out, api_name="enroll")
+        import_btn.click(on_import, [cred_file, ref_file], [import_out, creds], api_name="import_credential")
+        list_btn.click(on_list_credentials, None, creds, api_name="list_credentials")
+        revoke_btn.click(on_revoke, [revoke_id, revoke_reason], [revoke_out, creds], api_name="revoke")
+        i_btn.click(on_issue_command, [i_subject, i_grantee, i_project, i_purposes, i_duration], i_out, api_name="issue_command")
+        audit_btn.click(on_audit, audit_video_in, [audit_md, audit_json], api_name="audit")
+        verify_btn.click(on_verify_ledger, None, verify_out, api_name="verify_ledger")
+        export_btn.click(on_export_ledger, None, export_file, api_name="export_ledger")
+        users_btn.click(on_list_users, None, users, api_name="list_users")
+        add_btn.click(on_add_user, [new_name, new_role, new_pw], [add_out, users], api_name="add_user")
+    demo.queue(default_concurrency_limit=4, max_size=64)
+    return demo
+
+
+def launch(demo: gr.Blocks, pipeline: RenderPipeline, *, host: str, port: int, block: bool = True) -> Any:
+    """Start the server with login required; every login attempt is logged in the ledger."""
+
+    def check(username: str, password: str) -> bool:
+        return authenticate(pipeline.ledger, username, password) is not None
+
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        auth=check,
+        auth_message="Avatar Studio — log in with your studio account.",
+        share=False,
+        ssr_mode=False,
+        footer_links=["api"],
+        max_file_size="200mb",
+        prevent_thread_lock=not block,
+        quiet=not block,
+    )

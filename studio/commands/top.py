@@ -1,0 +1,157 @@
+"""Top-level commands: ``serve``, ``render``, ``users``, ``demo`` (and wiring of ``db``)."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from studio.commands._common import echo, get_config
+
+users_app = typer.Typer(no_args_is_help=True, help="Studio accounts and roles.")
+
+
+def serve(
+    host: Optional[str] = typer.Option(None, help="Address to bind (default 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, help="Port (default 7860)."),
+    demo: bool = typer.Option(False, "--demo/--no-demo", help="Create and print demo material and logins."),
+) -> None:
+    """Start the web studio (login required)."""
+    from studio.app import build_app, launch
+    from studio.pipeline import RenderPipeline
+
+    config = get_config()
+    pipeline = RenderPipeline.from_config(config)
+    host = host or config.host
+    port = port or config.port
+    url = f"http://{host}:{port}"
+    if demo:
+        from studio.demo import describe, ensure_demo
+
+        echo(describe(ensure_demo(config, pipeline), url))
+    if not pipeline.ledger.list_users():
+        echo("No users yet: create one with `avatar-studio users add NAME --role admin`, or start with --demo.")
+    if "fomm" not in pipeline.animator_names():
+        echo("Animator: the weight-free landmark animator (set STUDIO_FOMM_CHECKPOINT to enable FOMM).")
+    echo(f"Data folder: {config.home}\nServing on {url} (Ctrl+C to stop)")
+    launch(build_app(pipeline), pipeline, host=host, port=port)
+
+
+def render(
+    credential: str = typer.Option(..., "--credential", help="Imported consent credential id."),
+    photo: Path = typer.Option(..., "--photo", help="Photo of the consenting person."),
+    driving: Path = typer.Option(..., "--driving", help="Driving video."),
+    purpose: str = typer.Option(..., "--purpose", help="Purpose of this render (must be in the credential)."),
+    project: str = typer.Option(..., "--project", help="Project (must match the credential)."),
+    out: Path = typer.Option(..., "--out", help="Where to copy the rendered MP4."),
+    animator: str = typer.Option("auto", help="auto | landmark | fomm"),
+    absolute: bool = typer.Option(False, "--absolute", help="Absolute instead of relative motion."),
+    paste_back: bool = typer.Option(True, "--paste-back/--no-paste-back", help="Blend the face back into the photo."),
+    label: Optional[bool] = typer.Option(None, "--label/--no-label", help="Visible AI label (default: as the credential asks)."),
+    face_index: Optional[int] = typer.Option(None, help="Which face, when the photo shows several."),
+    operator: Optional[str] = typer.Option(None, help="Operator name for the ledger (default: cli:<login>)."),
+) -> None:
+    """Render through the same consent-gated pipeline as the web studio."""
+    import shutil
+
+    from models.animate import AnimationOptions
+    from studio.pipeline import RenderPipeline, RenderRequest
+
+    config = get_config()
+    pipeline = RenderPipeline.from_config(config)
+    request = RenderRequest(
+        photo=photo,
+        driving=driving,
+        credential_id=credential,
+        purpose=purpose,
+        project=project,
+        operator=operator or f"cli:{getpass.getuser()}",
+        animator=animator,
+        options=AnimationOptions(relative=not absolute, adapt_movement_scale=not absolute, paste_back=paste_back),
+        label_ai=label,
+        face_index=face_index,
+    )
+    with _Progress() as progress:
+        result = pipeline.render(request, progress=progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(result.video_path, out)
+    shutil.copyfile(result.receipt_path, out.with_suffix(".receipt.json"))
+    echo(f"render {result.render_id}")
+    echo(f"  video:    {out}")
+    echo(f"  receipt:  {out.with_suffix('.receipt.json')}")
+    echo(f"  watermark payload {result.receipt['watermark']['payload']}, C2PA {result.receipt['manifest']['status']}")
+
+
+class _Progress:
+    """A terminal progress line per stage (frames when the total is known)."""
+
+    def __init__(self) -> None:
+        self._stage = ""
+
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        typer.echo("", err=True)
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        if total:
+            width = 30
+            filled = int(width * min(done, total) / total)
+            line = f"\r{stage:<24} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+        else:
+            line = f"\r{stage:<24} ..." + " " * 40
+        if stage != self._stage and self._stage:
+            typer.echo("", err=True)
+        self._stage = stage
+        typer.echo(line, nl=False, err=True)
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: str = typer.Option(..., help="operator | consent-officer | auditor | admin"),
+    password_file: Optional[Path] = typer.Option(None, help="Read the password from this file (else prompt)."),
+) -> None:
+    """Create a studio account."""
+    from studio.ledger import Ledger
+    from studio.identity import load_or_create_studio_key
+    from studio.users import Role, create_user
+
+    config = get_config()
+    try:
+        Role(role)
+    except ValueError:
+        raise typer.BadParameter(f"unknown role {role!r}; choose one of: {', '.join(r.value for r in Role)}") from None
+    if password_file:
+        password = password_file.read_text().strip()
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    ledger = Ledger.open(config.sqlalchemy_url, studio_key=load_or_create_studio_key(config))
+    create_user(ledger, username, password, role, actor=f"cli:{getpass.getuser()}")
+    echo(f"created {username} ({role})")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List studio accounts."""
+    from studio.ledger import Ledger
+    from studio.identity import load_or_create_studio_key
+
+    config = get_config()
+    ledger = Ledger.open(config.sqlalchemy_url, studio_key=load_or_create_studio_key(config))
+    for user in ledger.list_users():
+        echo(f"{user.username}\t{user.role}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("render")(render)
+    app.add_typer(users_app, name="users")
+    try:
+        from studio.commands import db
+    except ImportError:  # pragma: no cover - until the db group exists
+        return
+    app.add_typer(db.app, name="db", help="Database migrations.")

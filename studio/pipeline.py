@@ -1,0 +1,449 @@
+"""The one render entry point: ``RenderPipeline.render(request, progress)``.
+
+Every frame the studio produces goes through here, in this order::
+
+    1 read inputs -> 2 analyse the face -> 3 verify consent (this face, use, time)
+    -> 4 animate -> 5 watermark (and read it back) -> 6 encode + C2PA -> 7 ledger -> move into place
+
+Refusals stop at step 3, before any animation, and are logged with their reason. Output is
+written under ``home/work/`` and moved into ``home/outputs/`` only after the ledger has
+committed the render; a crash leaves nothing in the output folder, and the next start marks
+the render as failed (``recover()``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from consent.errors import ConsentError
+from consent.verify import ConsentRequest, VerifiedConsent, verify_consent
+from models.animate import AnimationOptions, Animator
+from models.errors import MotionError
+from studio import media
+from studio.config import StudioConfig
+from studio.errors import StudioError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from studio.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+# progress(stage, done, total): total is None while unknown
+ProgressCallback = Callable[[str, int, "int | None"], None]
+
+_PAYLOAD_BITS = 48
+_CHUNK = 8  # frames per watermark/encode batch
+
+
+class RenderRefused(StudioError):
+    """The render was refused before any animation (the reason is in the message)."""
+
+
+class WatermarkNotConfirmed(StudioError):
+    """The encoded output did not read back with its own watermark; nothing was delivered."""
+
+
+class ConsentRevokedDuringRender(StudioError):
+    """The credential was revoked while the render was running; the output was discarded."""
+
+
+class UnknownAnimator(StudioError):
+    """The requested animator is not available in this studio."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderRequest:
+    """What an operator asks for. Paths point at uploaded or local files."""
+
+    photo: Path
+    driving: Path
+    credential_id: str
+    purpose: str
+    project: str
+    operator: str
+    animator: str = "auto"  # "auto" | "landmark" | "fomm"
+    options: AnimationOptions = field(default_factory=AnimationOptions)
+    label_ai: bool | None = None  # None: follow the credential's disclosure commitment
+    face_index: int | None = None  # which face when the photo shows several
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    video_path: Path
+    receipt_path: Path
+    render_id: str
+    receipt: dict[str, Any]
+
+
+@dataclass
+class StageTimer:
+    """Wall time per stage, reported in the receipt and by the benchmark."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_render_id() -> tuple[str, int]:
+    """A fresh render id and its 48-bit watermark payload (the id's first 12 hex digits)."""
+    payload = secrets.randbits(_PAYLOAD_BITS)
+    return f"{payload:012x}{secrets.token_hex(10)}", payload
+
+
+def payload_of(render_id: str) -> int:
+    return int(render_id[:12], 16)
+
+
+class RenderPipeline:
+    """Consent-gated rendering. Build it with ``from_config``; tests pass tiny parts."""
+
+    def __init__(
+        self,
+        *,
+        config: StudioConfig,
+        ledger: "Ledger",
+        watermark_key: bytes,
+        signer: Any,
+        animators: dict[str, Callable[[], Animator]],
+        face_analyzer: Callable[[], Any],
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.watermark_key = watermark_key
+        self.signer = signer
+        self._animator_factories = animators
+        self._face_analyzer_factory = face_analyzer
+        self._clock = clock
+        self._local = threading.local()
+        config.outputs_dir.mkdir(parents=True, exist_ok=True)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_config(cls, config: StudioConfig) -> "RenderPipeline":
+        from models.face import FaceAnalyzer
+        from models.landmark_animator import LandmarkAnimator
+        from studio.identity import load_or_create_studio_key, load_or_create_watermark_key
+        from studio.ledger import Ledger
+        from watermark.certs import StudioSigner
+
+        config.home.mkdir(parents=True, exist_ok=True)
+        key = load_or_create_studio_key(config)
+        ledger = Ledger.open(config.sqlalchemy_url, studio_key=key)
+        animators: dict[str, Callable[[], Animator]] = {"landmark": LandmarkAnimator}
+        if config.fomm_checkpoint is not None:
+            ckpt = config.fomm_checkpoint
+
+            def _fomm() -> Animator:
+                from models.fomm.animator import FommAnimator
+
+                return FommAnimator.from_checkpoint(ckpt)
+
+            animators["fomm"] = _fomm
+        pipeline = cls(
+            config=config,
+            ledger=ledger,
+            watermark_key=load_or_create_watermark_key(config),
+            signer=StudioSigner.load_or_create(config.home / "c2pa"),
+            animators=animators,
+            face_analyzer=FaceAnalyzer,
+        )
+        pipeline.recover()
+        return pipeline
+
+    @property
+    def work_dir(self) -> Path:
+        return self.config.home / "work"
+
+    @property
+    def default_animator(self) -> str:
+        return "fomm" if "fomm" in self._animator_factories else "landmark"
+
+    def animator_names(self) -> list[str]:
+        return sorted(self._animator_factories)
+
+    def recover(self) -> int:
+        """After a crash: mark renders left 'started' as failed and delete partial files."""
+        for stale in self.work_dir.glob("*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+        return self.ledger.mark_interrupted_renders(actor="studio")
+
+    # ------------------------------------------------------------------ per-thread parts
+    def face_analyzer(self) -> Any:
+        analyzer = getattr(self._local, "face", None)
+        if analyzer is None:
+            analyzer = self._face_analyzer_factory()
+            self._local.face = analyzer
+        return analyzer
+
+    def _animator(self, name: str) -> Animator:
+        if name == "auto":
+            name = self.default_animator
+        cache = getattr(self._local, "animators", None)
+        if cache is None:
+            cache = self._local.animators = {}
+        if name not in cache:
+            factory = self._animator_factories.get(name)
+            if factory is None:
+                raise UnknownAnimator(
+                    f"animator '{name}' is not available here (available: {', '.join(self.animator_names())}); "
+                    "the FOMM animator needs STUDIO_FOMM_CHECKPOINT"
+                )
+            cache[name] = factory()
+        return cache[name]
+
+    # ------------------------------------------------------------------ the entry point
+    def render(self, request: RenderRequest, progress: ProgressCallback | None = None) -> RenderResult:
+        """Render ``request`` or raise; every outcome is in the ledger."""
+        report = progress or (lambda stage, done, total: None)
+        timer = StageTimer()
+        inputs: dict[str, Any] = {"photo": None, "driving": None}
+
+        # 1-3: read, analyse, verify. Any failure here is a refusal: nothing is animated.
+        try:
+            t0 = time.perf_counter()
+            report("reading inputs", 0, None)
+            inputs["photo"] = media.sha256_file(request.photo)
+            inputs["driving"] = media.sha256_file(request.driving)
+            photo = media.read_image(request.photo)
+            info = media.probe_video(request.driving)
+            timer.add("read", time.perf_counter() - t0)
+
+            t0 = time.perf_counter()
+            report("analysing the face", 0, None)
+            face = self.face_analyzer().analyze(photo, face_index=request.face_index)
+            timer.add("face", time.perf_counter() - t0)
+
+            t0 = time.perf_counter()
+            report("verifying consent", 0, None)
+            verified = self._verify(request, duration=info.duration_seconds, embedding=face.embedding)
+            animator = self._animator(request.animator)
+            timer.add("consent", time.perf_counter() - t0)
+        except (ConsentError, MotionError, StudioError) as exc:
+            self.ledger.render_refused(
+                operator=request.operator,
+                credential_id=request.credential_id,
+                reason=exc.user_message(),
+                error=type(exc).__name__,
+                inputs={k: v for k, v in inputs.items() if v},
+            )
+            raise
+
+        render_id, payload = new_render_id()
+        self.ledger.render_started(
+            render_id=render_id,
+            credential_id=request.credential_id,
+            operator=request.operator,
+            purpose=request.purpose,
+            project=request.project,
+            inputs={**inputs, "animator": animator.name, "payload": payload},
+        )
+        job_dir = self.work_dir / render_id
+        try:
+            job_dir.mkdir(parents=True)
+            result = self._produce(
+                request, verified, animator, photo, info, render_id, payload, inputs, job_dir, timer, report
+            )
+        except BaseException as exc:  # noqa: BLE001 - log every failure, then let it propagate
+            reason = exc.user_message() if hasattr(exc, "user_message") else f"{type(exc).__name__}: {exc}"
+            try:
+                self.ledger.render_failed(render_id=render_id, reason=reason)
+            finally:
+                shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        shutil.rmtree(job_dir, ignore_errors=True)
+        return result
+
+    def _verify(self, request: RenderRequest, *, duration: float, embedding: Any) -> VerifiedConsent:
+        credential = self.ledger.get_credential(request.credential_id)
+        return verify_consent(
+            credential,
+            request=ConsentRequest(purpose=request.purpose, project=request.project, duration_seconds=duration),
+            trust=self.ledger.trust(),
+            status=self.ledger.revocation_status(),
+            likeness=None if embedding is None else [float(v) for v in embedding],
+            now=self._clock(),
+        )
+
+    def _produce(
+        self,
+        request: RenderRequest,
+        verified: VerifiedConsent,
+        animator: Animator,
+        photo: np.ndarray,
+        info: "media.VideoInfo",
+        render_id: str,
+        payload: int,
+        inputs: dict[str, Any],
+        job_dir: Path,
+        timer: StageTimer,
+        report: ProgressCallback,
+    ) -> RenderResult:
+        from watermark import Watermarker
+        from watermark.provenance import read_manifest, sign_mp4
+
+        marker = Watermarker(self.watermark_key)
+        label = verified.credential.disclosure_required if request.label_ai is None else request.label_ai
+        total = info.frame_count
+        encoded = job_dir / "encoded.mp4"
+        signed = job_dir / "signed.mp4"
+
+        # 4-6a: animate, label, watermark and encode, streaming in small batches.
+        frames = animator.animate(
+            verified,
+            photo,
+            media.VideoReader(request.driving),
+            options=request.options,
+            progress=lambda done, n: report("animating", done, n or total),
+            total_frames=total,
+        )
+        writer: media.VideoWriter | None = None
+        embedder = None
+        written = 0
+        t_anim = t_mark = t_enc = 0.0
+        for batch in _batches(frames, _CHUNK, timing := [0.0]):
+            t_anim = timing[0]
+            t0 = time.perf_counter()
+            if label:
+                batch = np.stack([draw_ai_label(f) for f in batch])
+            if embedder is None:
+                embedder = marker.embedder(batch.shape[1], batch.shape[2], payload)
+            marked = embedder.embed(batch)
+            t_mark += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            if writer is None:
+                writer = media.VideoWriter(
+                    encoded, fps=info.fps, width=batch.shape[2], height=batch.shape[1], audio_from=request.driving
+                )
+            writer.write(marked)
+            t_enc += time.perf_counter() - t0
+            written += len(batch)
+        if writer is None:
+            raise StudioError("the driving video produced no frames")
+        t0 = time.perf_counter()
+        writer.close()
+        t_enc += time.perf_counter() - t0
+        timer.add("animate", t_anim)
+        timer.add("watermark", t_mark)
+        timer.add("encode", t_enc)
+
+        # 5b: the delivered bytes must carry the mark: decode the encoded file and detect.
+        t0 = time.perf_counter()
+        report("confirming the watermark", 0, None)
+        acc = marker.accumulator()
+        for chunk in media.VideoReader(encoded).chunks(16):
+            acc.add(chunk)
+        detection = acc.result()
+        timer.add("watermark", time.perf_counter() - t0)
+        if detection.payload != payload:
+            raise WatermarkNotConfirmed("the rendered video did not read back with its watermark; it was discarded")
+
+        # 6b: C2PA manifest.
+        t0 = time.perf_counter()
+        report("signing provenance", 0, None)
+        sign_mp4(
+            encoded,
+            signed,
+            signer=self.signer,
+            render_id=render_id,
+            consent_id=verified.credential.credential_id,
+            watermark_payload=payload,
+        )
+        manifest = read_manifest(signed, trust_anchor_pem=self.signer.trust_anchor_pem)
+        timer.add("provenance", time.perf_counter() - t0)
+
+        # 7: last revocation check, ledger commit, then move into place.
+        t0 = time.perf_counter()
+        if self.ledger.revocation_status().is_revoked(verified.credential.credential_id):
+            raise ConsentRevokedDuringRender("the consent credential was revoked during the render; output discarded")
+        receipt = {
+            "render_id": render_id,
+            "credential_id": verified.credential.credential_id,
+            "subject": verified.credential.subject_name,
+            "operator": request.operator,
+            "purpose": request.purpose,
+            "project": request.project,
+            "animator": animator.name,
+            "options": asdict(request.options),
+            "ai_label": bool(label),
+            "inputs": {"photo_sha256": inputs["photo"], "driving_sha256": inputs["driving"]},
+            "output_sha256": media.sha256_file(signed),
+            "frames": written,
+            "fps": info.fps,
+            "watermark": {"payload": f"{payload:012x}", "confidence": float(detection.confidence)},
+            "manifest": {"status": manifest.status},
+            "likeness_distance": verified.likeness_distance,
+            "consent_verified_at": verified.verified_at.isoformat(),
+            "finished_at": self._clock().isoformat(),
+            "stage_seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
+        }
+        self.ledger.render_finished(render_id=render_id, receipt=receipt)
+        timer.add("ledger", time.perf_counter() - t0)
+        receipt["stage_seconds"] = {k: round(v, 3) for k, v in timer.seconds.items()}
+
+        out = self.config.outputs_dir / f"{render_id}.mp4"
+        receipt_path = self.config.outputs_dir / f"{render_id}.receipt.json"
+        receipt_tmp = job_dir / "receipt.json"
+        receipt_tmp.write_text(json.dumps(receipt, indent=2, sort_keys=True))
+        os.replace(signed, out)
+        os.replace(receipt_tmp, receipt_path)
+        report("done", written, written)
+        return RenderResult(video_path=out, receipt_path=receipt_path, render_id=render_id, receipt=receipt)
+
+
+def _batches(frames: Iterator[np.ndarray], n: int, timing: list[float]) -> Iterator[np.ndarray]:
+    """Group frames into ``(<=n, H, W, 3)`` batches; ``timing[0]`` accumulates producer time."""
+    batch: list[np.ndarray] = []
+    it = iter(frames)
+    while True:
+        t0 = time.perf_counter()
+        frame = next(it, None)
+        timing[0] += time.perf_counter() - t0
+        if frame is None:
+            break
+        batch.append(frame)
+        if len(batch) == n:
+            yield np.stack(batch)
+            batch = []
+    if batch:
+        yield np.stack(batch)
+
+
+def draw_ai_label(frame: np.ndarray, text: str = "AI-generated") -> np.ndarray:
+    """A visible disclosure label in the bottom-left corner, sized to the frame."""
+    import cv2
+
+    out = frame.copy()
+    h, w = out.shape[:2]
+    scale = max(0.35, min(w, h) / 640)
+    thickness = max(1, int(round(scale * 1.6)))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    pad = max(3, int(6 * scale))
+    x0, y1 = pad, h - pad
+    y0 = y1 - th - base - 2 * pad
+    box = out[max(0, y0) : y1, x0 : x0 + tw + 2 * pad]
+    box[:] = (box.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken behind the text
+    cv2.putText(out, text, (x0 + pad, y1 - pad - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return out
