@@ -28,3 +28,28 @@ class FaceTooSmall(MotionError):
 
 class FaceCutOff(MotionError):
     """The face runs past the edge of the photo, so part of it would have to be invented."""
+
+
+class CheckpointError(MotionError):
+    """A motion-model checkpoint cannot be used. The leaves below name why; messages never
+    contain the file's path (the caller knows which file it passed)."""
+
+
+class CheckpointNotFound(CheckpointError):
+    """No checkpoint file or converted checkpoint folder exists at the given location."""
+
+
+class CheckpointUnsafe(CheckpointError):
+    """The file is a pickle that would run code when loaded; it is refused without running it."""
+
+
+class CheckpointCorrupt(CheckpointError):
+    """The file is truncated or damaged and cannot be read."""
+
+
+class CheckpointInvalid(CheckpointError):
+    """The file can be read but is not a FOMM checkpoint (no 'generator' / 'kp_detector' weights)."""
+
+
+class CheckpointMismatch(CheckpointError):
+    """The weights do not fit the networks: keys are missing, unexpected or have the wrong shape."""
