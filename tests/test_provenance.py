@@ -5,7 +5,6 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from cryptography import x509
@@ -16,61 +15,9 @@ from watermark.certs import StudioSigner, create_chain
 from watermark.errors import NotAnMp4, SigningCredentialInvalid, UnreadableMedia
 from watermark.provenance import TRAINED_ALGORITHMIC_MEDIA, read_manifest, sign_mp4
 
-N_FRAMES, SIZE, FPS, SAMPLE_RATE = 64, 128, 25, 48000
+from provenance_media import N_FRAMES, SIZE, decode, remux_without_manifest, write_test_mp4
+
 PAYLOAD = 0xA5F0_1234_C0DE
-
-
-def write_test_mp4(path: Path) -> np.ndarray:
-    """A small H.264 (yuv420p) + AAC MP4: moving bars and a 440 Hz tone. Returns the frames."""
-    t = np.arange(N_FRAMES)[:, None, None]
-    x = np.arange(SIZE)[None, None, :]
-    y = np.arange(SIZE)[None, :, None]
-    frames = np.stack(
-        [(x * 2 + t * 3) % 256 + 0 * y, (y * 2) % 256 + 0 * x + 0 * t, ((x + y + t) * 5) % 256], axis=-1
-    ).astype(np.uint8)  # (T, H, W, 3)
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=FPS)
-        video.width = video.height = SIZE
-        video.pix_fmt = "yuv420p"
-        audio = container.add_stream("aac", rate=SAMPLE_RATE)
-        audio.layout = "mono"
-        for frame in frames:
-            container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(video.encode())
-        frame_size = audio.codec_context.frame_size or 1024
-        n_samples = SAMPLE_RATE * N_FRAMES // FPS // frame_size * frame_size
-        tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n_samples) / SAMPLE_RATE)).astype(np.float32)
-        for start in range(0, n_samples, frame_size):
-            chunk = av.AudioFrame.from_ndarray(tone[None, start : start + frame_size], format="flt", layout="mono")
-            chunk.sample_rate = SAMPLE_RATE
-            chunk.pts = start
-            container.mux(audio.encode(chunk))
-        container.mux(audio.encode())
-    return frames
-
-
-def decode(path: Path) -> tuple[np.ndarray, int]:
-    """All video frames (T, H, W, 3) and the number of decoded audio samples."""
-    frames, samples = [], 0
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="rgb24"))
-    with av.open(str(path)) as container:
-        for frame in container.decode(audio=0):
-            samples += frame.samples
-    return np.stack(frames), samples
-
-
-def remux_without_manifest(src: Path, dst: Path) -> None:
-    """Copy the audio and video packets into a new MP4: what any re-muxing tool does to a manifest."""
-    with av.open(str(src)) as source, av.open(str(dst), "w") as target:
-        mapping = {s.index: target.add_stream_from_template(s) for s in source.streams if s.type in ("video", "audio")}
-        for packet in source.demux():
-            if packet.dts is None or packet.stream.index not in mapping:
-                continue
-            packet.stream = mapping[packet.stream.index]
-            target.mux(packet)
-
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -33,7 +33,6 @@ _CA_DAYS = 3650
 _LEAF_DAYS = 1825
 _CA_FILE, _CHAIN_FILE, _KEY_FILE = "ca.pem", "chain.pem", "key.pem"
 
-SigningKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 
 
 @dataclass(frozen=True, kw_only=True)
