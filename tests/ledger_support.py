@@ -1,0 +1,83 @@
+"""Helpers shared by the ledger tests: a fresh database per test on SQLite and PostgreSQL.
+
+Imported by tests/test_ledger_*.py and tests/test_cli_consent.py; fixtures defined here are
+re-exported by those modules with ``from ledger_support import ...``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import make_url
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def create_pg_database(server_url: str) -> tuple[str, str]:
+    """Create a uniquely named database on the test server; returns (sqlalchemy url, name)."""
+    import psycopg
+
+    name = f"ledger_{uuid.uuid4().hex[:12]}"
+    admin = make_url(server_url).set(drivername="postgresql")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False), name
+
+
+def drop_pg_database(server_url: str, name: str) -> None:
+    import psycopg
+
+    admin = make_url(server_url).set(drivername="postgresql")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database URL: a SQLite file, or a fresh PostgreSQL database dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+        return
+    server = request.getfixturevalue("postgres_url")
+    url, name = create_pg_database(server)
+    try:
+        yield url
+    finally:
+        drop_pg_database(server, name)
+
+
+@pytest.fixture()
+def studio_key() -> Any:
+    from consent.keys import generate_keypair
+
+    return generate_keypair()
+
+
+def issue_credential(issuer_key: Any, *, project: str = "Orbit", purposes: tuple[str, ...] = ("film",), **extra: Any) -> dict[str, Any]:
+    """A real signed LikenessConsent for tests (subject: the public-domain astronaut portrait)."""
+    from consent.credential import issue_consent
+    from consent.keys import did_key_from_public
+
+    now = datetime.now(timezone.utc)
+    did = did_key_from_public(issuer_key.public_key())
+    fields: dict[str, Any] = dict(
+        issuer_key=issuer_key,
+        subject_did=did,
+        subject_name="Eileen M. Collins",
+        grantor={"role": "self"},
+        grantee_name="Example Studio",
+        reference_image_sha256=["0" * 64],
+        face_vector=[0.0] * 128,
+        project=project,
+        purposes=list(purposes),
+        max_duration_seconds=60,
+        valid_from=now.replace(microsecond=0),
+        now=now,
+    )
+    fields.update(extra)
+    return issue_consent(**fields)
