@@ -1,0 +1,140 @@
+"""Decoding uploaded photos into upright 8-bit RGB, refusing bombs before they go off.
+
+Pillow parses only the header in ``Image.open``; the declared size is checked against the
+limits there, so a small file that claims 50000 x 50000 pixels is refused without
+allocating anything. Only the plugins in ``_IMAGE_FORMATS`` may parse uploads.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studio.media.limits import MAX_IMAGE_PIXELS, MAX_SIDE
+from studio.media_errors import ImageTooLarge, MediaFileMissing, UnreadableImage
+
+# MPO is how many cameras and phones label their JPEGs. Everything else Pillow can parse
+# (EPS via Ghostscript, ICNS, PSD, ...) is refused.
+_IMAGE_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF")
+
+# Transparent pixels are laid on white: cut-out portraits are usually meant for a light page,
+# and black would leave dark fringes around hair.
+_ALPHA_BACKGROUND = (255, 255, 255)
+
+
+def read_image(
+    source: str | Path | bytes,
+    *,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    max_side: int = MAX_SIDE,
+) -> np.ndarray:
+    """Decode an uploaded photo into ``(H, W, 3)`` uint8 RGB, upright as the camera meant.
+
+    The declared dimensions are checked against ``max_pixels`` and ``max_side`` before any
+    pixel data is decoded, so a tiny file that claims 50000 x 50000 pixels costs nothing.
+    Raises ``MediaFileMissing``, ``UnreadableImage`` or ``ImageTooLarge``.
+    """
+    from PIL import Image, ImageOps
+
+    image = _open_image(source)
+    try:
+        width, height = image.size
+        if width * height > max_pixels or max(width, height) > max_side:
+            raise ImageTooLarge(
+                f"The image is {width} x {height} pixels; the limit is {max_side} pixels a side "
+                f"and {max_pixels / 1e6:.0f} megapixels."
+            )
+        try:
+            image.load()  # the only step that decodes pixel data
+            image = ImageOps.exif_transpose(image)
+            rgb = _to_rgb8(image)  # (H, W, 3)
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise UnreadableImage(
+                "The image is damaged or truncated and cannot be decoded."
+            ) from exc
+    finally:
+        image.close()
+    if rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise UnreadableImage("The image has no pixels.")
+    return np.ascontiguousarray(rgb)
+
+
+def _open_image(source: str | Path | bytes) -> Any:
+    """Parse only the image header, with Pillow's own bomb check turned into our error."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        fp: Any = io.BytesIO(bytes(source))
+    else:
+        fp = Path(source)
+        if not fp.is_file():
+            raise MediaFileMissing("The image file does not exist or is not a regular file.")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns between MAX_IMAGE_PIXELS and twice that; our own limit is lower.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(fp, formats=_IMAGE_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(
+            "The image declares far more pixels than the studio accepts "
+            "(possible decompression bomb)."
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise UnreadableImage(
+            "The file is not an image in a supported format (PNG, JPEG, WebP, GIF, BMP, TIFF)."
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnreadableImage("The image header is damaged and cannot be read.") from exc
+
+
+def _to_rgb8(image: Any) -> np.ndarray:
+    """Any Pillow mode -> (H, W, 3) uint8 sRGB-ish RGB.
+
+    Pillow's own ``convert("RGB")`` clips 16-bit values at 255 instead of scaling them, and
+    converts CMYK without the embedded colour profile, so both are handled here.
+    """
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _high_depth_gray_to_rgb8(np.asarray(image))
+    if image.mode in ("CMYK", "RGB") and image.info.get("icc_profile"):
+        image = _convert_to_srgb(image)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "La", "RGBa", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*_ALPHA_BACKGROUND, 255))
+        image = Image.alpha_composite(background, rgba)
+    try:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except ValueError as exc:
+        raise UnreadableImage(f"The image uses an unsupported colour mode ({image.mode}).") from exc
+
+
+def _high_depth_gray_to_rgb8(values: np.ndarray) -> np.ndarray:
+    """16-bit or float grayscale (H, W) -> (H, W, 3) uint8, scaled by the value range in use."""
+    values = values.astype(np.float64)  # (H, W)
+    if not np.all(np.isfinite(values)):
+        raise UnreadableImage("The image contains invalid (non-finite) pixel values.")
+    top = float(values.max(initial=0.0))
+    scale = 255.0 if top <= 1.0 else (255.0 / 65535.0 if top > 255.0 else 1.0)
+    gray = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def _convert_to_srgb(image: Any) -> Any:
+    """Apply the embedded ICC profile (CMYK print files, Display P3 phone photos)."""
+    from PIL import ImageCms
+
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
+        return ImageCms.profileToProfile(
+            image, source, ImageCms.createProfile("sRGB"), outputMode="RGB"
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        # A broken profile is common in the wild and not worth refusing the photo for.
+        return image.convert("RGB")

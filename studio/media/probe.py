@@ -1,0 +1,195 @@
+"""Opening videos safely and describing them (``probe_video``, ``VideoInfo``).
+
+Every video input, whether probed, streamed or used as an audio source, is opened by
+``open_video`` so that one list of FFmpeg demuxers decides what may parse an upload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from studio.media.limits import MAX_SIDE, MAX_VIDEO_SECONDS
+from studio.media_errors import (
+    EmptyVideo,
+    MediaFileMissing,
+    NotAVideo,
+    UnreadableVideo,
+    VideoTooLarge,
+)
+
+# FFmpeg demuxers allowed to parse uploads. Playlist demuxers (hls, concat, dash) are left
+# out on purpose: they open further files named inside the upload, a known way to read
+# files from a server. The audio-only and single-image demuxers are there so that such
+# uploads are recognised and refused with NotAVideo rather than a vague read error.
+VIDEO_DEMUXERS = ",".join(
+    (
+        "mov,mp4,m4a,3gp,3g2,mj2",
+        "matroska,webm",
+        "avi,flv,asf,mpegts,mpeg,ogg,gif",
+        "mp3,wav,flac,aac",
+        "png_pipe,jpeg_pipe,webp_pipe,bmp_pipe,tiff_pipe",
+    )
+)
+_STILL_IMAGE_DEMUXERS = ("png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe")
+_FALLBACK_FPS = 25.0  # for the rare stream that states no rate and no frame count
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoInfo:
+    """What the studio needs to know about a video before decoding all of it.
+
+    ``width`` and ``height`` are the displayed size (after the display-matrix rotation that
+    phones write). ``frame_count`` is exact when the container indexes its frames (MP4/MOV)
+    and otherwise estimated from duration x rate (MKV/WebM), as ``frame_count_exact`` says.
+    """
+
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    frame_count_exact: bool
+    duration_seconds: float
+    has_audio: bool
+    video_codec: str
+    audio_codec: str | None
+    rotation: int = 0
+
+
+def probe_video(
+    path: str | Path,
+    *,
+    max_side: int = MAX_SIDE,
+    max_duration_seconds: float | None = MAX_VIDEO_SECONDS,
+) -> VideoInfo:
+    """Read a video's header and its first frame, and refuse what the studio cannot use.
+
+    Decoding the first frame is what catches files whose header is intact but whose data is
+    not (and MKV files that declare a stream but hold no frames). Raises
+    ``MediaFileMissing``, ``UnreadableVideo``, ``NotAVideo``, ``EmptyVideo`` or
+    ``VideoTooLarge``.
+    """
+    with open_video(path) as container:
+        stream = video_stream(container)
+        coded_w, coded_h = stream.codec_context.width, stream.codec_context.height
+        # Limits first: they need only the header, and decoding a huge frame is the cost
+        # they exist to avoid.
+        if max(coded_w, coded_h) > max_side:
+            raise VideoTooLarge(
+                f"The video is {coded_w} x {coded_h} pixels; the limit is {max_side} pixels a side."
+            )
+        fps, duration, frames, exact = _timing(container, stream)
+        if max_duration_seconds is not None and duration > max_duration_seconds:
+            raise VideoTooLarge(
+                f"The video runs {duration:.0f} s; the limit is {max_duration_seconds:.0f} s."
+            )
+        _check_complete(container, Path(path).stat().st_size)
+        first = _first_frame(container, stream)
+        rotation = _rotation_of(first)
+        coded_w, coded_h = coded_w or first.width, coded_h or first.height
+        width, height = (coded_h, coded_w) if rotation % 180 else (coded_w, coded_h)
+        audio = list(container.streams.audio)
+        return VideoInfo(
+            width=width,
+            height=height,
+            fps=fps,
+            frame_count=frames,
+            frame_count_exact=exact,
+            duration_seconds=duration,
+            has_audio=bool(audio),
+            video_codec=stream.codec_context.name,
+            audio_codec=audio[0].codec_context.name if audio else None,
+            rotation=rotation,
+        )
+
+
+def open_video(path: str | Path) -> Any:
+    """Open an input container, allowing only the demuxers in ``VIDEO_DEMUXERS``."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaFileMissing("The video file does not exist or is not a regular file.")
+    try:
+        return av.open(
+            str(path),
+            "r",
+            container_options={"format_whitelist": VIDEO_DEMUXERS},
+            timeout=30.0,
+        )
+    except av.error.FFmpegError as exc:
+        raise UnreadableVideo(
+            "The file is not a video in a supported format (MP4, MOV, WebM, MKV, AVI) or it is damaged."
+        ) from exc
+
+
+def video_stream(container: Any) -> Any:
+    """The first real video stream: cover art in audio files (attached_pic) does not count."""
+    import av
+
+    if container.format.name in _STILL_IMAGE_DEMUXERS:
+        raise NotAVideo("The file is a still image, not a video.")
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    if container.streams.audio:
+        raise NotAVideo("The file holds only audio; a driving video needs moving pictures.")
+    raise EmptyVideo("The video file holds no video frames.")
+
+
+def _first_frame(container: Any, stream: Any) -> Any:
+    import av
+
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.error.FFmpegError as exc:
+        raise UnreadableVideo("The video is damaged: its first frame cannot be decoded.") from exc
+    raise EmptyVideo("The video file holds no video frames.")
+
+
+def _timing(container: Any, stream: Any) -> tuple[float, float, int, bool]:
+    """(fps, duration in seconds, frame count, whether the count is exact)."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    duration = 0.0
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000  # AV_TIME_BASE
+    frames = int(stream.frames or 0)
+    if not rate and frames and duration > 0:
+        rate = Fraction(frames) / Fraction(duration)
+    fps = float(rate) if rate else _FALLBACK_FPS
+    if not duration and frames:
+        duration = frames / fps
+    # Only MP4/MOV sample tables count frames exactly; AVI's index counts packets (an
+    # MPEG-4 stream's delay frame included) and MKV/WebM do not count at all.
+    exact = frames > 0 and container.format.name.startswith("mov,")
+    if frames > 0:
+        return fps, duration, frames, exact
+    return fps, duration, max(1, round(duration * fps)), False
+
+
+def _check_complete(container: Any, file_size: int) -> None:
+    """Refuse a file cut short: its index points at samples past the end of the file.
+
+    MP4 written with ``+faststart`` keeps its index at the front, so a half-uploaded file
+    still opens and decodes, then quietly ends early. Comparing the index with the file
+    size catches that without reading the data. (MKV and WebM index only key frames, so a
+    cut there shows up as a video that ends early.)
+    """
+    for stream in container.streams:
+        entries = stream.index_entries
+        if len(entries) and max(e.pos + e.size for e in entries) > file_size:
+            raise UnreadableVideo("The video file is incomplete: it was cut short, perhaps during upload.")
+
+
+def _rotation_of(frame: Any) -> int:
+    """Counter-clockwise display rotation in degrees, snapped to a multiple of 90."""
+    try:
+        degrees = float(frame.rotation or 0)
+    except (AttributeError, ValueError):
+        return 0
+    return int(round(degrees / 90.0)) * 90 % 360

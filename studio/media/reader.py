@@ -1,0 +1,98 @@
+"""Streaming frames out of a video file in constant memory (``VideoReader``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studio.media.limits import MAX_VIDEO_SECONDS
+from studio.media.probe import open_video, probe_video, video_stream
+from studio.media_errors import UnreadableVideo
+
+
+class VideoReader:
+    """A re-iterable stream of ``(H, W, 3)`` uint8 RGB frames from a video file.
+
+    Each ``iter()`` re-opens the file and decodes on the fly, so memory stays constant
+    whatever the length. ``max_side`` (optional) downscales while decoding, keeping the
+    aspect ratio, so a 4K driving video never exists in memory at full size. Frames come
+    out upright (display rotation applied) and in decode order; a variable-frame-rate file
+    yields its frames without retiming, and ``info.fps`` is its average rate.
+
+    A decoding error part-way through raises ``UnreadableVideo`` naming the frame where it
+    happened, rather than ending the stream quietly: a render from a silently shortened
+    driving video would look complete and be wrong. A file truncated between packets is
+    not an error to FFmpeg; it simply ends early and yields the frames that are there.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_side: int | None = None,
+        max_duration_seconds: float | None = MAX_VIDEO_SECONDS,
+    ) -> None:
+        if max_side is not None and max_side < 2:
+            raise ValueError(f"max_side must be at least 2, got {max_side}")
+        self.path = Path(path)
+        self.info = probe_video(self.path, max_duration_seconds=max_duration_seconds)
+        self.max_side = max_side
+        self.size = _fit_within(self.info.width, self.info.height, max_side)
+        """(width, height) of the frames this reader yields."""
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        width, height = self.size
+        quarter_turns = self.info.rotation // 90
+        # swscale works on the stored (unrotated) picture, so ask it for the rotated size.
+        coded_w, coded_h = (height, width) if quarter_turns % 2 else (width, height)
+        with open_video(self.path) as container:
+            stream = video_stream(container)
+            stream.thread_type = "AUTO"
+            for frame in _decode_checked(container, stream):
+                rgb = frame.to_ndarray(
+                    format="rgb24", width=coded_w, height=coded_h, interpolation="AREA"
+                )  # (h, w, 3)
+                if quarter_turns:
+                    rgb = np.ascontiguousarray(np.rot90(rgb, k=quarter_turns))
+                yield rgb
+
+    def chunks(self, n: int) -> Iterator[np.ndarray]:
+        """Frames in batches of ``n`` (the last one may be shorter): ``(<=n, H, W, 3)``."""
+        if n < 1:
+            raise ValueError(f"chunk size must be positive, got {n}")
+        batch: list[np.ndarray] = []
+        for frame in self:
+            batch.append(frame)
+            if len(batch) == n:
+                yield np.stack(batch)
+                batch = []
+        if batch:
+            yield np.stack(batch)
+
+
+def _decode_checked(container: Any, stream: Any) -> Iterator[Any]:
+    """Decoded frames, with FFmpeg errors turned into ``UnreadableVideo`` at a known frame."""
+    import av
+
+    frames = container.decode(stream)
+    index = 0
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as exc:
+            raise UnreadableVideo(f"The video is damaged after frame {index} and cannot be decoded further.") from exc
+        index += 1
+        yield frame
+
+
+def _fit_within(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """Scale (width, height) down so the longer side is at most ``max_side``; never up."""
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(2, round(width * scale)), max(2, round(height * scale))
