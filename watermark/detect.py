@@ -1,0 +1,245 @@
+"""Blind detection: aggregate luma over frames, search scale/rotation/offset, decode.
+
+All frames of one clip share one geometry (a re-encode, crop or resize treats every
+frame alike), so the average luma carries the sum of every frame's mark while moving
+content averages toward a blur. The accumulator therefore keeps one running sum of
+luma at a small working resolution (memory independent of clip length), and the
+expensive part, the geometric search, runs once per clip:
+
+1. For each layout and candidate scale ``s`` (the fraction of the original height this
+   copy shows) and small rotation, resample the average to ``_K`` samples per cell and
+   whiten it (subtract a Gaussian blur: the host image is smooth at cell scale, the chips
+   are not).
+2. Cross-correlate with the whitened pilot via FFT over every offset a crop allows; the
+   peak's normalised height ``z`` ranks candidates.
+3. For the best few candidates, refine the offset at finer sampling, sum each coded bit's
+   chips into a soft score, Viterbi-decode and check the CRC. The first that passes wins.
+
+The number of decode attempts is capped at ``MAX_DECODE_ATTEMPTS`` so the false-payload
+rate stays below ``MAX_DECODE_ATTEMPTS * 2**-24`` (see docs/watermark.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+from scipy.signal import fftconvolve
+
+from watermark import ecc
+from watermark._pattern import LAYOUT_ROWS, Layout, keyed_mask, make_layout, render_cells
+from watermark.errors import UnsupportedFrames
+from watermark.frames import MIN_DETECT_SIDE, as_clip, luma
+from watermark.payload import INFO_BITS, WatermarkPayload
+
+WORK_SIDE = 320  # short side of the working image detection runs on
+MAX_DECODE_ATTEMPTS = 8
+_K = 2  # samples per cell during the search
+_K_FINE = 4  # samples per cell when decoding
+_WHITEN_SIGMA = 1.0  # in cells
+_EQUALIZE_SIGMA = 1.0  # in cells
+_EQUALIZE_FLOOR = 1.0  # grey levels squared: the noise floor of 8-bit video
+_MIN_SCALE = 0.84  # smallest fraction of the original height a copy may show (crop ~70 % area)
+_ANGLES = (0.0, -1.0, 1.0, -2.0, 2.0)  # degrees
+_MARGIN = 2  # samples of offset searched beyond the frame edge
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What the detector found. ``payload`` is None unless a candidate passed the CRC.
+
+    ``confidence`` is 2 * (fraction of coded-bit scores that agree with the re-encoded
+    payload) - 1: 1.0 is a clean read, values near 0 are a barely-decodable one.
+    ``bit_scores`` are the soft scores of the 234 coded bits at the chosen geometry.
+    """
+
+    payload: int | None
+    confidence: float
+    bit_scores: np.ndarray
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    z: float
+    rows: int
+    scale: float
+    angle: float
+    dy: int
+    dx: int
+
+
+def _whiten(grid: np.ndarray, k: int) -> np.ndarray:
+    return grid - cv2.GaussianBlur(grid, (0, 0), _WHITEN_SIGMA * k)
+
+
+def _equalize(v: np.ndarray, k: int) -> np.ndarray:
+    """Divide whitened samples by their local variance (the host is far from stationary).
+
+    Edges and texture leave large residuals that swamp the chips; flat areas leave small
+    ones. Weighting each sample by 1 / local variance is the matched detector for such a
+    host and gained 1.3-2.8x in z on the probe clips.
+    """
+    local = cv2.GaussianBlur(v * v, (0, 0), _EQUALIZE_SIGMA * k) + _EQUALIZE_FLOOR
+    return v / local
+
+
+def _scales(rows: int) -> np.ndarray:
+    step = 0.64 / rows  # keeps the scale error below ~0.3 cell across the frame
+    return np.arange(1.0, _MIN_SCALE - 1e-9, -step)
+
+
+class _Templates:
+    """Whitened pilot renderings of one layout at search and decode sampling (cached)."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.pilot = {
+            k: _whiten(render_cells(layout.pilot, layout.rows * k, layout.cols * k), k) for k in (_K, _K_FINE)
+        }
+
+
+def _resample(work: np.ndarray, rows: int, scale: float, angle: float, k: int) -> np.ndarray:
+    """The working image at ``k`` samples per cell of a layout, rotated back by ``angle``."""
+    h, w = work.shape
+    out_h = max(8, int(round(scale * rows * k)))
+    out_w = max(8, int(round(w * out_h / h)))
+    grid = cv2.resize(work, (out_w, out_h), interpolation=cv2.INTER_AREA)
+    if angle:
+        rot = cv2.getRotationMatrix2D(((out_w - 1) / 2, (out_h - 1) / 2), -angle, 1.0)
+        grid = cv2.warpAffine(grid, rot, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return _equalize(_whiten(grid, k), k)
+
+
+def _padded(template: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    """template[top:top+height, left:left+width] with zeros outside it."""
+    out = np.zeros((height, width), np.float32)
+    th, tw = template.shape
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + height, th), min(left + width, tw)
+    if y1 > y0 and x1 > x0:
+        out[y0 - top : y1 - top, x0 - left : x1 - left] = template[y0:y1, x0:x1]
+    return out
+
+
+def _correlate(v: np.ndarray, template: np.ndarray, dy_range: tuple[int, int], dx_range: tuple[int, int]) -> np.ndarray:
+    """z-map of sum(v * template[dy:, dx:]) over the offset ranges (inclusive)."""
+    hv, wv = v.shape
+    region = _padded(template, dy_range[0], dx_range[0], dy_range[1] - dy_range[0] + hv, dx_range[1] - dx_range[0] + wv)
+    corr = fftconvolve(region, v[::-1, ::-1], mode="valid")
+    norm = float(np.sqrt(np.sum(v * v) * np.mean(template**2))) + 1e-12
+    return corr / norm
+
+
+def _offset_ranges(shape: tuple[int, int], rows: int, scale: float, k: int, margin: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    hv, wv = shape
+    free_y = rows * k - hv
+    free_x = int(round(wv / scale)) - wv
+    return (-margin, max(free_y, 0) + margin), (-margin, max(free_x, 0) + margin)
+
+
+def _cell_scores(v: np.ndarray, layout: Layout, k: int, dy: int, dx: int) -> np.ndarray:
+    """Soft score of every coded bit: chips times the (re-whitened) samples in their cells."""
+    rows, cols = layout.rows, layout.cols
+    matched = v
+    canvas = np.zeros((rows * k, cols * k), np.float32)
+    y0, x0 = max(dy, 0), max(dx, 0)
+    y1, x1 = min(dy + v.shape[0], rows * k), min(dx + v.shape[1], cols * k)
+    if y1 > y0 and x1 > x0:
+        canvas[y0:y1, x0:x1] = matched[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
+    cells = canvas.reshape(rows, k, cols, k).sum(axis=(1, 3))  # (rows, cols)
+    data = layout.bit_index >= 0
+    weights = (cells * layout.chips)[data]
+    return np.bincount(layout.bit_index[data], weights=weights, minlength=ecc.coded_length(INFO_BITS))
+
+
+class Accumulator:
+    """Sums luma of every frame added, at a small working resolution, then decodes once."""
+
+    def __init__(self, *, key: bytes) -> None:
+        self._key = key
+        self._sum: np.ndarray | None = None
+        self._shape: tuple[int, int] | None = None
+        self._count = 0
+
+    def add(self, frames: np.ndarray) -> None:
+        """Add a chunk of frames ((T, H, W, 3) or (H, W, 3) uint8) to the running sum."""
+        clip, _ = as_clip(frames, min_side=MIN_DETECT_SIDE)
+        h, w = clip.shape[1:3]
+        if self._shape is None:
+            self._shape = (h, w)
+            scale = min(1.0, WORK_SIDE / min(h, w))
+            self._work_size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            self._sum = np.zeros((self._work_size[1], self._work_size[0]), np.float64)
+        elif self._shape != (h, w):
+            raise UnsupportedFrames(f"frame size changed from {self._shape[1]}x{self._shape[0]} to {w}x{h}")
+        assert self._sum is not None
+        for frame in clip:
+            small = frame if (w, h) == self._work_size else cv2.resize(frame, self._work_size, interpolation=cv2.INTER_AREA)
+            self._sum += luma(small)
+        self._count += len(clip)
+
+    def result(self) -> Detection:
+        """Search and decode the aggregated frames; ``payload`` None when nothing is found."""
+        if self._sum is None or self._count == 0:
+            raise UnsupportedFrames("no frames were added to the watermark detector")
+        work = (self._sum / self._count).astype(np.float32)
+        return search_and_decode(work, key=self._key, details={"frames": self._count})
+
+
+def _search(work: np.ndarray, templates: dict[int, _Templates]) -> list[_Candidate]:
+    found: list[_Candidate] = []
+    for rows, tpl in templates.items():
+        for scale in _scales(rows):
+            for angle in _ANGLES:
+                v = _resample(work, rows, float(scale), angle, _K)
+                dyr, dxr = _offset_ranges(v.shape, rows, float(scale), _K, _MARGIN)
+                zmap = _correlate(v, tpl.pilot[_K], dyr, dxr)
+                iy, ix = np.unravel_index(int(np.argmax(zmap)), zmap.shape)
+                found.append(_Candidate(float(zmap[iy, ix]), rows, float(scale), angle, iy + dyr[0], ix + dxr[0]))
+    found.sort(key=lambda c: -c.z)
+    return found
+
+
+def _refine(work: np.ndarray, cand: _Candidate, tpl: _Templates) -> tuple[np.ndarray, int, int, float]:
+    """Re-sample at ``_K_FINE`` per cell and re-locate the pilot within a cell of the coarse hit."""
+    ratio = _K_FINE // _K
+    v = _resample(work, cand.rows, cand.scale, cand.angle, _K_FINE)
+    dyr = (cand.dy * ratio - ratio, cand.dy * ratio + ratio)
+    dxr = (cand.dx * ratio - ratio, cand.dx * ratio + ratio)
+    zmap = _correlate(v, tpl.pilot[_K_FINE], dyr, dxr)
+    iy, ix = np.unravel_index(int(np.argmax(zmap)), zmap.shape)
+    return v, int(iy + dyr[0]), int(ix + dxr[0]), float(zmap[iy, ix])
+
+
+def search_and_decode(work: np.ndarray, *, key: bytes, details: dict[str, Any] | None = None) -> Detection:
+    """Find and decode the mark in an (aggregated) luma image, float32 (h, w)."""
+    info = dict(details or {})
+    n_coded = ecc.coded_length(INFO_BITS)
+    if float(np.std(work)) < 1e-3:
+        info["reason"] = "constant image"
+        return Detection(None, 0.0, np.zeros(n_coded), info)
+    templates = {rows: _Templates(make_layout(key, rows)) for rows in LAYOUT_ROWS}
+    candidates = _search(work, templates)
+    mask = keyed_mask(key)
+    best_scores: np.ndarray | None = None
+    for attempt, cand in enumerate(candidates[:MAX_DECODE_ATTEMPTS]):
+        tpl = templates[cand.rows]
+        v, dy, dx, z_fine = _refine(work, cand, tpl)
+        scores = _cell_scores(v, tpl.layout, _K_FINE, dy, dx)
+        scores = scores / (float(np.std(scores)) + 1e-12)
+        bits = ecc.viterbi_decode(scores, INFO_BITS)
+        if best_scores is None:
+            best_scores = scores
+            info["best_effort_bits"] = bits ^ mask
+        found = WatermarkPayload.from_info_bits(bits, mask)
+        if found is not None:
+            codeword = ecc.encode(bits).astype(np.float64) * 2 - 1
+            agree = float(np.mean(np.sign(scores) == codeword))
+            info.update(rows=cand.rows, scale=cand.scale, angle=cand.angle, offset=(dy / _K_FINE, dx / _K_FINE),
+                        sync_z=cand.z, attempts=attempt + 1)
+            return Detection(found.value, max(0.0, 2 * agree - 1), scores, info)
+    info.update(sync_z=candidates[0].z if candidates else 0.0, attempts=min(len(candidates), MAX_DECODE_ATTEMPTS))
+    return Detection(None, 0.0, best_scores if best_scores is not None else np.zeros(n_coded), info)
