@@ -81,3 +81,26 @@ def issue_credential(issuer_key: Any, *, project: str = "Orbit", purposes: tuple
     )
     fields.update(extra)
     return issue_consent(**fields)
+
+
+def append_worker(url: str, key_pem: bytes, writer: int, count: int, checkpoint_every: int, pause: float = 0.0) -> list[int]:
+    """Run in a separate process: open the ledger and append ``count`` events, ``pause`` s apart."""
+    import time
+
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from studio.ledger import Ledger
+
+    key = load_pem_private_key(key_pem, password=None)
+    seqs = []
+    with Ledger.open(url, studio_key=key, checkpoint_every=checkpoint_every, upgrade=False, busy_timeout=60) as ledger:
+        for i in range(count):
+            seqs.append(ledger.append("note", {"writer": writer, "i": i}, actor=f"proc{writer}").seq)
+            time.sleep(pause)
+    return seqs
+
+
+def key_pem(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
