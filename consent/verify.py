@@ -260,5 +260,5 @@ def _parse(credential: LikenessConsent | Mapping[str, Any] | str | bytes) -> Lik
     if isinstance(credential, LikenessConsent):
         return LikenessConsent.from_document(credential.document)
     if isinstance(credential, (str, bytes)):
-        return LikenessConsent.from_document(parse_json(credential))
+        return LikenessConsent.from_json(credential)
     return LikenessConsent.from_document(credential)
