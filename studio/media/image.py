@@ -17,9 +17,9 @@ import numpy as np
 from studio.media.limits import MAX_IMAGE_PIXELS, MAX_SIDE
 from studio.media_errors import ImageTooLarge, MediaFileMissing, UnreadableImage
 
-# MPO is how many cameras and phones label their JPEGs. Everything else Pillow can parse
-# (EPS via Ghostscript, ICNS, PSD, ...) is refused.
-_IMAGE_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF")
+# Pillow's JPEG plugin also opens the MPO files many phones write. Everything else Pillow
+# can parse (EPS via Ghostscript, ICNS, PSD, TGA, ...) is refused.
+_IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 
 # Transparent pixels are laid on white: cut-out portraits are usually meant for a light page,
 # and black would leave dark fringes around hair.
@@ -38,7 +38,7 @@ def read_image(
     pixel data is decoded, so a tiny file that claims 50000 x 50000 pixels costs nothing.
     Raises ``MediaFileMissing``, ``UnreadableImage`` or ``ImageTooLarge``.
     """
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     image = _open_image(source)
     try:
@@ -46,16 +46,21 @@ def read_image(
         if width * height > max_pixels or max(width, height) > max_side:
             raise ImageTooLarge(
                 f"The image is {width} x {height} pixels; the limit is {max_side} pixels a side "
-                f"and {max_pixels / 1e6:.0f} megapixels."
+                f"and {max_pixels / 1e6:g} megapixels."
             )
+        if image.format == "PNG":
+            # zlib happily inflates a damaged IDAT into plausible-looking pixels; only the
+            # chunk checksums tell. verify() reads them without decoding, then the image
+            # has to be opened again.
+            _verify_png(image)
+            image.close()
+            image = _open_image(source)
         try:
             image.load()  # the only step that decodes pixel data
             image = ImageOps.exif_transpose(image)
             rgb = _to_rgb8(image)  # (H, W, 3)
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise UnreadableImage(
-                "The image is damaged or truncated and cannot be decoded."
-            ) from exc
+            raise UnreadableImage("The image is damaged or truncated and cannot be decoded.") from exc
     finally:
         image.close()
     if rgb.shape[0] < 1 or rgb.shape[1] < 1:
@@ -89,6 +94,13 @@ def _open_image(source: str | Path | bytes) -> Any:
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnreadableImage("The image header is damaged and cannot be read.") from exc
+
+
+def _verify_png(image: Any) -> None:
+    try:
+        image.verify()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise UnreadableImage("The image is damaged: its checksums do not match.") from exc
 
 
 def _to_rgb8(image: Any) -> np.ndarray:

@@ -83,7 +83,7 @@ def probe_video(
         fps, duration, frames, exact = _timing(container, stream)
         if max_duration_seconds is not None and duration > max_duration_seconds:
             raise VideoTooLarge(
-                f"The video runs {duration:.0f} s; the limit is {max_duration_seconds:.0f} s."
+                f"The video runs {duration:.1f} s; the limit is {max_duration_seconds:g} s."
             )
         _check_complete(container, Path(path).stat().st_size)
         first = _first_frame(container, stream)
@@ -112,6 +112,8 @@ def open_video(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise MediaFileMissing("The video file does not exist or is not a regular file.")
+    if path.stat().st_size == 0:
+        raise EmptyVideo("The video file is empty.")
     try:
         return av.open(
             str(path),
@@ -119,6 +121,10 @@ def open_video(path: str | Path) -> Any:
             container_options={"format_whitelist": VIDEO_DEMUXERS},
             timeout=30.0,
         )
+    except av.error.EOFError as exc:
+        # A recognised container that ends before any stream can be described: in practice
+        # an MKV/WebM written with no frames (or cut off right after its header).
+        raise EmptyVideo("The video file ends before its first frame.") from exc
     except av.error.FFmpegError as exc:
         raise UnreadableVideo(
             "The file is not a video in a supported format (MP4, MOV, WebM, MKV, AVI) or it is damaged."
