@@ -1,0 +1,149 @@
+"""The default animator: first-order motion from face-mesh keypoints, no learned weights.
+
+Pipeline per clip (options as in ``AnimationOptions``):
+
+1. Source: find the face (``FaceAnalyzer.analyze``), cut a square head crop at
+   ``crop_size`` (or keep the whole photo, capped at ``max_output_side``), express its mesh
+   in that image's pixels and derive K first-order keypoints from it (``MeshKeypoints``).
+2. Driving, one pass: tracked mesh of every frame; frames without a face hold the last
+   good pose (the first good pose for frames before it). With ``find_best_frame`` the
+   whole clip is read first, then the reference is the frame closest in normalised shape
+   to the source; otherwise frames stream and the first face is the reference. Only the
+   landmarks are kept, so the clip is read exactly once and memory stays small.
+3. Each output frame depends only on (frame t, reference): FOMM's relative transfer with
+   movement-scale adaptation for keypoints and mesh points, a dense warp (``DenseWarp``),
+   paste-back into the photo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from models.animate import AnimationOptions, Animator, ProgressCallback
+from models.crop import PasteBack, extract_crop, plan_crop
+from models.errors import NoFaceFound
+from models.face import FaceAnalyzer
+from models.landmark.keypoints import (
+    MeshKeypoints,
+    best_frame,
+    movement_scale,
+    transfer,
+    transfer_points,
+)
+from models.landmark.warp import DenseWarp
+
+
+class LandmarkAnimator(Animator):
+    """Weight-free default animator (see module docstring).
+
+    ``face_index`` picks the face when the photo shows several (see ``FaceAnalyzer``).
+    """
+
+    name = "landmark"
+
+    def __init__(self, *, analyzer: FaceAnalyzer | None = None, num_keypoints: int = 30,
+                 face_index: int | None = None):
+        self.analyzer = analyzer or FaceAnalyzer(with_embedding=False)
+        self.num_keypoints = num_keypoints
+        self.face_index = face_index
+
+    # -- step 1 --------------------------------------------------------------------------------
+    def _prepare_source(self, source: np.ndarray, options: AnimationOptions):
+        """(working image, its mesh (N, 3) px, paste-back or None)."""
+        face = self.analyzer.analyze(source, face_index=self.face_index)
+        if options.paste_back:
+            box = plan_crop(face, source.shape)
+            crop = extract_crop(source, box, options.crop_size)  # (s, s, 3)
+            return crop, box.to_crop(face.landmarks, options.crop_size), PasteBack(
+                source, box, max_side=options.max_output_side)
+        h, w = source.shape[:2]
+        f = min(1.0, options.max_output_side / max(h, w))
+        if f < 1:
+            source = cv2.resize(source, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(source), face.landmarks * np.float32(f), None
+
+    # -- step 2 --------------------------------------------------------------------------------
+    def _driving_landmarks(self, driving: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray | None, tuple[int, int]]]:
+        self.analyzer.new_video()
+        for frame in driving:
+            yield self.analyzer.landmarks(np.ascontiguousarray(frame)), frame.shape[:2]
+
+    def _animate(
+        self,
+        source: np.ndarray,
+        driving: Iterable[np.ndarray],
+        *,
+        options: AnimationOptions,
+        progress: ProgressCallback | None,
+        total_frames: int | None,
+    ) -> Iterator[np.ndarray]:
+        image, points, paste = self._prepare_source(source, options)
+        kp_model = MeshKeypoints(points, num_keypoints=self.num_keypoints)
+        warp = DenseWarp(image, points, kp_model.source)
+        finish = paste if paste is not None else (lambda frame: frame)
+
+        if options.find_best_frame:
+            tracked = list(self._driving_landmarks(driving))
+            poses = _hold_last_good([lm for lm, _ in tracked])
+            ref = best_frame(points, poses)
+            stream: Iterable[tuple[np.ndarray, tuple[int, int]]] = zip(poses, (s for _, s in tracked))
+            total = len(poses)
+        else:
+            stream = _hold_streaming(self._driving_landmarks(driving))
+            ref, total = 0, total_frames
+
+        reference = None
+        for t, (pose, shape) in enumerate(stream):
+            if reference is None and pose is not None:
+                reference = poses[ref] if options.find_best_frame else pose
+                alpha, absolute_scale = _scales(points, reference, image.shape[:2], shape, options)
+                kp_ref = kp_model(reference)
+            if pose is None:  # nothing tracked yet in a streamed clip: the source as it is
+                frame = image
+            else:
+                kp_new = transfer(kp_model.source, kp_model(pose), kp_ref, relative=options.relative,
+                                  alpha=alpha, absolute_scale=absolute_scale)
+                new_points = transfer_points(points, pose, reference, relative=options.relative,
+                                             alpha=alpha, absolute_scale=absolute_scale)
+                frame = warp(kp_new, new_points)
+            yield finish(frame)
+            if progress is not None:
+                progress(t + 1, total)
+
+
+def _scales(source_points: np.ndarray, reference: np.ndarray, source_hw: tuple[int, int],
+            driving_hw: tuple[int, int], options: AnimationOptions) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha, absolute_scale), each (2,). ``absolute_scale`` maps driving px to source px
+    as FOMM's normalised frames do; ``alpha`` scales relative displacements: the hull-area
+    ratio with ``adapt_movement_scale``, else the same frame-size ratio as FOMM."""
+    absolute_scale = np.array([source_hw[1] / driving_hw[1], source_hw[0] / driving_hw[0]])
+    if options.adapt_movement_scale:
+        return np.full(2, movement_scale(source_points, reference)), absolute_scale
+    return absolute_scale, absolute_scale
+
+
+def _hold_last_good(poses: list[np.ndarray | None]) -> list[np.ndarray]:
+    """Fill frames without a face with the last good pose (the first one for a leading gap)."""
+    good = [p for p in poses if p is not None]
+    if not good:
+        raise NoFaceFound("no face was found in any frame of the driving video")
+    last = good[0]
+    filled = []
+    for p in poses:
+        last = p if p is not None else last
+        filled.append(last)
+    return filled
+
+
+def _hold_streaming(tracked: Iterable[tuple[np.ndarray | None, tuple[int, int]]]):
+    """Streaming variant: hold the last good pose; before the first one there is none (None),
+    and a clip that never shows a face is an error once it ends."""
+    last = None
+    for pose, shape in tracked:
+        last = pose if pose is not None else last
+        yield last, shape
+    if last is None:
+        raise NoFaceFound("no face was found in any frame of the driving video")

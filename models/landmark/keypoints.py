@@ -1,0 +1,130 @@
+"""First-order keypoints from the face mesh, and FOMM's relative motion transfer.
+
+Siarohin et al., "First Order Motion Model for Image Animation" (NeurIPS 2019) describe
+motion near each of K keypoints by the keypoint's position and a 2x2 jacobian (a local
+affine map). FOMM learns both; here each keypoint is the centroid of a region of
+MediaPipe mesh points and its jacobian is the least-squares linear map from the region's
+shape in the *source* (the template, so ``J_S = I``) to its shape in the frame at hand.
+The transfer rules are those of first-order-model ``animate.py`` ``normalize_kp``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import ConvexHull
+
+
+@dataclass(frozen=True)
+class Keypoints:
+    value: np.ndarray  # (K, 2) px
+    jacobian: np.ndarray  # (K, 2, 2)
+
+
+def inv2x2(m: np.ndarray) -> np.ndarray:
+    """Inverse of a (K, 2, 2) stack (closed form; np.linalg.inv is slow for tiny matrices)."""
+    a, b, c, d = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
+    det = a * d - b * c
+    return np.stack([np.stack([d, -b], -1), np.stack([-c, a], -1)], 1) / det[:, None, None]
+
+
+def keypoint_regions(points: np.ndarray, num_regions: int, region_size: int) -> list[np.ndarray]:
+    """Index arrays of ``num_regions`` neighbourhoods of (N, 2) points: centres spread by
+    farthest-point sampling (deterministic), each region the ``region_size`` points nearest
+    its centre. Neighbourhoods of a dense mesh are always 2-D, so every affine fit is
+    well posed (disjoint nearest-centre cells can be a pair of outlying points)."""
+    centre = points.mean(axis=0)
+    chosen = [int(np.argmin(np.linalg.norm(points - centre, axis=1)))]
+    dist = np.linalg.norm(points - points[chosen[0]], axis=1)
+    for _ in range(num_regions - 1):
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(points - points[nxt], axis=1))
+    return [np.argsort(np.linalg.norm(points - points[c], axis=1), kind="stable")[:region_size] for c in chosen]
+
+
+class MeshKeypoints:
+    """Keypoints + jacobians of any landmark set of the same face, relative to the source.
+
+    Both are linear in the landmarks, so they are precomputed as matrices: the centroid
+    weights ``A`` (K, N) and the per-region pseudo-inverses ``P`` (K, 2, N) of the source's
+    centred region points, giving ``J^T = P @ Y`` for landmarks ``Y`` (N, 2).
+    """
+
+    def __init__(self, source_points: np.ndarray, *, num_keypoints: int = 30, region_size: int = 32,
+                 ridge: float = 1e-4):
+        pts = np.asarray(source_points, dtype=np.float64)[:, :2]  # (N, 2)
+        n = len(pts)
+        self.regions = keypoint_regions(pts, num_keypoints, min(region_size, n))
+        self.num_keypoints = num_keypoints
+        self.centroid = np.zeros((num_keypoints, n))  # (K, N)
+        self.pinv = np.zeros((num_keypoints, 2, n))  # (K, 2, N)
+        scale2 = float(np.var(pts, axis=0).sum())
+        for k, idx in enumerate(self.regions):
+            self.centroid[k, idx] = 1.0 / len(idx)
+            x = pts[idx] - pts[idx].mean(axis=0)  # (n_k, 2)
+            gram = x.T @ x + ridge * scale2 * np.eye(2)
+            self.pinv[k][:, idx] = np.linalg.solve(gram, x.T)
+        self.source = self(pts)
+
+    def __call__(self, points: np.ndarray) -> Keypoints:
+        y = np.asarray(points, dtype=np.float64)[:, :2]  # (N, 2)
+        value = self.centroid @ y  # (K, 2)
+        jt = np.einsum("kin,nj->kij", self.pinv, y)  # (K, 2, 2) = J^T
+        return Keypoints(value=value, jacobian=np.transpose(jt, (0, 2, 1)))
+
+
+def hull_area(points: np.ndarray) -> float:
+    return float(ConvexHull(np.asarray(points, dtype=np.float64)[:, :2]).volume)
+
+
+def movement_scale(source_points: np.ndarray, reference_points: np.ndarray) -> float:
+    """FOMM ``adapt_movement_scale``: sqrt(hull area of the source face) / sqrt(that of the
+    driving reference frame's face); turns driving displacements into source displacements."""
+    return float(np.sqrt(hull_area(source_points)) / np.sqrt(hull_area(reference_points)))
+
+
+def normalised_shape(points: np.ndarray) -> np.ndarray:
+    """(N, 2) landmarks centred and divided by sqrt(hull area): pose/expression, not size."""
+    p = np.asarray(points, dtype=np.float64)[:, :2]
+    return (p - p.mean(axis=0)) / np.sqrt(hull_area(p))
+
+
+def best_frame(source_points: np.ndarray, driving_points: list[np.ndarray]) -> int:
+    """Index of the driving frame whose normalised landmarks are closest to the source's
+    (first minimum), as first-order-model ``demo.py`` ``find_best_frame``."""
+    ref = normalised_shape(source_points)
+    errors = [float(((normalised_shape(p) - ref) ** 2).sum()) for p in driving_points]
+    return int(np.argmin(errors))
+
+
+def transfer(
+    source: Keypoints,
+    driving: Keypoints,
+    reference: Keypoints,
+    *,
+    relative: bool,
+    alpha: np.ndarray,
+    absolute_scale: np.ndarray,
+) -> Keypoints:
+    """FOMM ``normalize_kp``. Relative: ``x_S + alpha (x_Dt - x_Dref)`` and
+    ``J_Dt inv(J_Dref) J_S``. Absolute: the driving keypoints mapped into source pixels
+    (``absolute_scale`` = source size / driving size per axis, FOMM's normalised frame)."""
+    if relative:
+        value = source.value + alpha * (driving.value - reference.value)
+        jacobian = driving.jacobian @ inv2x2(reference.jacobian) @ source.jacobian
+    else:
+        value = driving.value * absolute_scale
+        jacobian = absolute_scale[:, None] * driving.jacobian  # rows: driving px -> source px
+    return Keypoints(value=value, jacobian=jacobian)
+
+
+def transfer_points(
+    source: np.ndarray, driving: np.ndarray, reference: np.ndarray, *, relative: bool, alpha: np.ndarray,
+    absolute_scale: np.ndarray,
+) -> np.ndarray:
+    """The same rule for the dense mesh points (N, 2) (the fine, expression-level motion)."""
+    if relative:
+        return source[:, :2] + alpha * (driving[:, :2] - reference[:, :2])
+    return driving[:, :2] * absolute_scale
