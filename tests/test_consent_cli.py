@@ -189,6 +189,7 @@ def test_consent_issue_with_template_file(
     )  # fmt: skip
     code, out, _ = _run(capsys, *args)
     assert code == 0 and f"issuer {did}" in out
+    assert stat.S_IMODE((workdir / "cred.json").stat().st_mode) == 0o600  # holds biometric data
     credential = LikenessConsent.from_json((workdir / "cred.json").read_bytes())
     assert out.splitlines()[0] == f"issued {credential.credential_id}"
     assert credential.issuer == credential.subject_id == did

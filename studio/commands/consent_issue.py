@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ from studio.commands.keys import PassphraseFileOption, load_signing_key
 
 if TYPE_CHECKING:
     import numpy as np
+    import numpy.typing as npt
 
 _MAX_TEMPLATE_FILE_BYTES = 64 * 1024
 _FACE_VECTOR_SIZE = 128
@@ -119,9 +121,16 @@ def issue(
         compensation=compensation,
         now=now,
     )
-    out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _write_private(out, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     echo(f"issued {document['id']}")
     echo(f"issuer {issuer}")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write with mode 0600: the credential holds a face template, which is biometric data."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _parse_time(text: str, option: str) -> datetime:
@@ -161,7 +170,7 @@ def _embedding_of(photo_bytes: bytes) -> list[float]:
     return [float(v) for v in face.embedding]
 
 
-def _decode_image(photo_bytes: bytes) -> np.ndarray:
+def _decode_image(photo_bytes: bytes) -> npt.NDArray[np.uint8]:
     import io
 
     import numpy as np
