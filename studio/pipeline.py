@@ -392,6 +392,7 @@ class RenderPipeline:
             "output_sha256": media.sha256_file(signed),
             "frames": written,
             "fps": info.fps,
+            "watermark_payload": payload,
             "watermark": {"payload": f"{payload:012x}", "confidence": float(detection.confidence)},
             "manifest": {"status": manifest.status},
             "likeness_distance": verified.likeness_distance,

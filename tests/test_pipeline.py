@@ -1,0 +1,172 @@
+"""The one render entry point, end to end with real parts at small size."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from consent.errors import ConsentRevoked, LikenessMismatch, PurposeNotCovered
+from studio import media
+from studio.pipeline import RenderRequest
+
+from .studio_support import short_driving_clip, small_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory, astronaut):
+    from studio.demo import ensure_demo
+
+    home = tmp_path_factory.mktemp("pipeline-home")
+    pipeline = small_pipeline(home)
+    demo = ensure_demo(pipeline.config, pipeline)
+    clip = short_driving_clip(home / "short.mp4", astronaut)
+    return pipeline, demo, clip
+
+
+def _request(demo, clip, **kw):
+    fields = dict(
+        photo=demo.photo,
+        driving=clip,
+        credential_id=demo.credential_id,
+        purpose="education",
+        project="Orbit (demo documentary)",
+        operator="tester",
+    )
+    fields.update(kw)
+    return RenderRequest(**fields)
+
+
+def _events(pipeline, kind):
+    return [e for e in pipeline.ledger.events() if e.kind == kind]
+
+
+def test_render_delivers_watermarked_signed_logged_video(studio):
+    from watermark import Watermarker
+    from watermark.provenance import read_manifest
+
+    pipeline, demo, clip = studio
+    stages = []
+    result = pipeline.render(_request(demo, clip), progress=lambda s, d, t: stages.append(s))
+
+    assert result.video_path.parent == pipeline.config.outputs_dir and result.video_path.exists()
+    assert "animating" in stages and stages[-1] == "done"
+    info = media.probe_video(result.video_path)
+    assert info.video_codec == "h264" and info.frame_count == 12
+    # The delivered file reads back with its own payload and a trusted manifest naming it.
+    frames = np.stack(list(media.VideoReader(result.video_path)))
+    assert Watermarker(pipeline.watermark_key).detect(frames).payload == int(result.render_id[:12], 16)
+    manifest = read_manifest(result.video_path, trust_anchor_pem=pipeline.signer.trust_anchor_pem)
+    assert manifest.status == "trusted" and manifest.render_id == result.render_id
+    assert manifest.consent_id == demo.credential_id
+    # Receipt on disk matches the file and the ledger.
+    receipt = json.loads(result.receipt_path.read_text())
+    assert receipt["output_sha256"] == media.sha256_file(result.video_path)
+    assert receipt["inputs"]["photo_sha256"] == media.sha256_file(demo.photo)
+    record = pipeline.ledger.find_render(result.render_id)
+    assert record is not None and record.status == "finished"
+    assert pipeline.ledger.verify().ok
+    assert not any(pipeline.work_dir.iterdir())
+
+
+def test_other_person_is_refused_and_logged(studio):
+    pipeline, demo, clip = studio
+    before = set(pipeline.config.outputs_dir.iterdir())
+    with pytest.raises(LikenessMismatch) as info:
+        pipeline.render(_request(demo, clip, photo=demo.other_person))
+    assert "face" in info.value.user_message().lower()
+    assert set(pipeline.config.outputs_dir.iterdir()) == before
+    refusal = _events(pipeline, "render.refused")[-1]
+    assert refusal.data["error"] == "LikenessMismatch"
+    assert refusal.data["credential_id"] == demo.credential_id
+
+
+def test_purpose_outside_the_credential_is_refused(studio):
+    pipeline, demo, clip = studio
+    with pytest.raises(PurposeNotCovered):
+        pipeline.render(_request(demo, clip, purpose="advertising"))
+    assert _events(pipeline, "render.refused")[-1].data["error"] == "PurposeNotCovered"
+
+
+def test_failure_mid_render_leaves_nothing_and_is_logged(studio, monkeypatch):
+    import watermark
+
+    pipeline, demo, clip = studio
+    before = set(pipeline.config.outputs_dir.iterdir())
+
+    def broken_embedder(self, *a, **k):
+        raise RuntimeError("simulated crash in the watermark stage")
+
+    monkeypatch.setattr(watermark.Watermarker, "embedder", broken_embedder)
+    with pytest.raises(RuntimeError):
+        pipeline.render(_request(demo, clip))
+    assert set(pipeline.config.outputs_dir.iterdir()) == before
+    assert not any(pipeline.work_dir.iterdir())
+    failed = _events(pipeline, "render.failed")[-1]
+    assert "simulated crash" in failed.data["reason"]
+    assert pipeline.ledger.verify().ok
+
+
+def test_animator_cannot_run_without_verified_consent(astronaut):
+    from models.landmark_animator import LandmarkAnimator
+
+    with pytest.raises(TypeError):
+        list(LandmarkAnimator().animate({"consent": "trust me"}, astronaut, [astronaut]))
+
+
+def test_revoked_credential_is_refused(tmp_path, astronaut):
+    from studio.demo import ensure_demo
+
+    pipeline = small_pipeline(tmp_path / "home")
+    demo = ensure_demo(pipeline.config, pipeline)
+    clip = short_driving_clip(tmp_path / "clip.mp4", astronaut, frames=6)
+    pipeline.ledger.revoke(demo.credential_id, reason="subject withdrew", actor="officer")
+    with pytest.raises(ConsentRevoked):
+        pipeline.render(_request(demo, clip))
+    assert not list(pipeline.config.outputs_dir.glob("*.mp4"))
+
+
+def test_killed_render_leaves_no_output_and_is_marked_failed(tmp_path, astronaut):
+    """kill -9 during animation; the next start finds no stray file and marks it failed."""
+    from studio.demo import ensure_demo
+
+    home = tmp_path / "home"
+    pipeline = small_pipeline(home)
+    demo = ensure_demo(pipeline.config, pipeline)
+    long_clip = short_driving_clip(tmp_path / "long.mp4", astronaut, frames=400, size=256)
+    del pipeline
+    env = dict(os.environ, STUDIO_HOME=str(home), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "studio.cli", "render", "--credential", demo.credential_id, "--photo", str(demo.photo),
+         "--driving", str(long_clip), "--purpose", "film", "--project", "Orbit (demo documentary)",
+         "--out", str(tmp_path / "out.mp4")],
+        env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+    )
+    seen = b""
+    deadline = time.monotonic() + 180
+    while b"animating" not in seen and time.monotonic() < deadline and proc.poll() is None:
+        seen += os.read(proc.stderr.fileno(), 4096)
+    assert b"animating" in seen, seen.decode(errors="replace")[-2000:]
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    restarted = small_pipeline(home)  # from_config runs recover()
+    assert not list(restarted.config.outputs_dir.glob("*"))
+    assert not (tmp_path / "out.mp4").exists()
+    assert not any(restarted.work_dir.iterdir())
+    started = _events(restarted, "render.started")
+    assert started, "the killed render was logged as started"
+    record = restarted.ledger.find_render(started[-1].data["render_id"])
+    assert record.status == "failed"
+    assert restarted.ledger.verify().ok
