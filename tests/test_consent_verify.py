@@ -385,6 +385,7 @@ def test_is_fast_enough_to_run_per_render(document: dict[str, Any], did: str) ->
 # --- real faces (once models.face is available) ------------------------------------------------
 
 
+@pytest.mark.slow
 def test_real_faces_match_and_mismatch(key: Any, did: str, astronaut: Any, grace_hopper: Any) -> None:
     """The template from one photo accepts a resized copy of it and refuses another person."""
     face = pytest.importorskip("models.face", reason="models.face (face embeddings) is not available")
@@ -399,3 +400,25 @@ def test_real_faces_match_and_mismatch(key: Any, did: str, astronaut: Any, grace
     assert same.likeness_distance is not None and same.likeness_distance < 0.6
     with pytest.raises(LikenessMismatch):
         _verify(document, did, likeness=analyzer.analyze(grace_hopper).embedding)
+
+
+def _mutate(ch: str) -> str:
+    if ch.isdigit():
+        return str((int(ch) + 1) % 10)
+    if ch.isalpha() and ch.isascii():
+        base = "a" if ch.islower() else "A"
+        return chr(ord(base) + (ord(ch) - ord(base) + 1) % 26)
+    return "x" if ch != "x" else "y"
+
+
+def test_every_field_of_the_credential_is_signed(document: dict[str, Any], did: str) -> None:
+    """One-character changes across the whole credential (every third position) are all refused."""
+    compact = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    assert _verify(compact, did)
+    refused: dict[str, int] = {}
+    for i in range(0, len(compact), 3):
+        tampered = compact[:i] + _mutate(compact[i]) + compact[i + 1 :]
+        with pytest.raises(ConsentError) as caught:
+            _verify(tampered, did)
+        refused[type(caught.value).__name__] = refused.get(type(caught.value).__name__, 0) + 1
+    assert refused["SignatureInvalid"] > sum(refused.values()) // 2
