@@ -74,35 +74,35 @@ def probe_video(
     with open_video(path) as container:
         stream = video_stream(container)
         coded_w, coded_h = stream.codec_context.width, stream.codec_context.height
-        # Limits first: they need only the header, and decoding a huge frame is the cost
-        # they exist to avoid.
+        # Limits first, from the header alone: decoding a huge frame, or reading a huge
+        # file to count its frames, is the cost they exist to avoid.
         if max(coded_w, coded_h) > max_side:
             raise VideoTooLarge(
                 f"The video is {coded_w} x {coded_h} pixels; the limit is {max_side} pixels a side."
             )
-        fps, duration, frames, exact = _timing(container, stream)
-        if max_duration_seconds is not None and duration > max_duration_seconds:
-            raise VideoTooLarge(
-                f"The video runs {duration:.1f} s; the limit is {max_duration_seconds:g} s."
-            )
+        _check_duration(_header_duration(container, stream), max_duration_seconds)
         _check_complete(container, Path(path).stat().st_size)
-        first = _first_frame(container, stream)
-        rotation = _rotation_of(first)
-        coded_w, coded_h = coded_w or first.width, coded_h or first.height
-        width, height = (coded_h, coded_w) if rotation % 180 else (coded_w, coded_h)
+        fps, duration, frames, exact = _timing(container, stream)
+        _check_duration(duration, max_duration_seconds)
         audio = list(container.streams.audio)
-        return VideoInfo(
-            width=width,
-            height=height,
-            fps=fps,
-            frame_count=frames,
-            frame_count_exact=exact,
-            duration_seconds=duration,
-            has_audio=bool(audio),
-            video_codec=stream.codec_context.name,
-            audio_codec=audio[0].codec_context.name if audio else None,
-            rotation=rotation,
-        )
+        video_codec = stream.codec_context.name
+    with open_video(path) as container:  # _timing may have read to the end
+        first = _first_frame(container, video_stream(container))
+    rotation = _rotation_of(first)
+    coded_w, coded_h = coded_w or first.width, coded_h or first.height
+    width, height = (coded_h, coded_w) if rotation % 180 else (coded_w, coded_h)
+    return VideoInfo(
+        width=width,
+        height=height,
+        fps=fps,
+        frame_count=frames,
+        frame_count_exact=exact,
+        duration_seconds=duration,
+        has_audio=bool(audio),
+        video_codec=video_codec,
+        audio_codec=audio[0].codec_context.name if audio else None,
+        rotation=rotation,
+    )
 
 
 def open_video(path: str | Path) -> Any:
@@ -157,25 +157,63 @@ def _first_frame(container: Any, stream: Any) -> Any:
 
 
 def _timing(container: Any, stream: Any) -> tuple[float, float, int, bool]:
-    """(fps, duration in seconds, frame count, whether the count is exact)."""
+    """(fps, duration in seconds, frame count, whether the count is exact).
+
+    MP4/MOV sample tables give the count for free. Other containers either do not count
+    (MKV/WebM: ``stream.frames`` is 0) or count packets rather than frames (AVI), and their
+    duration is often the longest stream's, audio included; for those the video packets
+    are counted by demuxing the file, which reads it but decodes nothing.
+    """
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    duration = 0.0
-    if stream.duration is not None and stream.time_base is not None:
-        duration = float(stream.duration * stream.time_base)
-    elif container.duration is not None:
-        duration = container.duration / 1_000_000  # AV_TIME_BASE
     frames = int(stream.frames or 0)
-    if not rate and frames and duration > 0:
+    if frames > 0 and container.format.name.startswith("mov,"):
+        duration = _header_duration(container, stream)
+        exact = True
+    else:
+        frames, duration = _count_packets(container, stream)
+        # One packet per frame holds for Matroska; AVI's MPEG-4 "not coded" packets do not
+        # become frames, so there the count stays an estimate (within a frame or two).
+        exact = container.format.name.startswith("matroska")
+    if frames == 0:
+        raise EmptyVideo("The video file holds no video frames.")
+    if not rate and duration > 0:
         rate = Fraction(frames) / Fraction(duration)
     fps = float(rate) if rate else _FALLBACK_FPS
-    if not duration and frames:
-        duration = frames / fps
-    # Only MP4/MOV sample tables count frames exactly; AVI's index counts packets (an
-    # MPEG-4 stream's delay frame included) and MKV/WebM do not count at all.
-    exact = frames > 0 and container.format.name.startswith("mov,")
-    if frames > 0:
-        return fps, duration, frames, exact
-    return fps, duration, max(1, round(duration * fps)), False
+    return fps, duration or frames / fps, frames, exact
+
+
+def _header_duration(container: Any, stream: Any) -> float:
+    """The video stream's declared duration, else the container's (seconds; 0 if unknown)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    return 0.0
+
+
+def _count_packets(container: Any, stream: Any) -> tuple[int, float]:
+    """(video packets holding data, seconds from the first to the end of the last)."""
+    import av
+
+    count, first, end = 0, None, None
+    try:
+        for packet in container.demux(stream):
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if packet.size == 0 or stamp is None:
+                continue
+            count += 1
+            first = stamp if first is None else min(first, stamp)
+            end = max(end or stamp, stamp + (packet.duration or 0))
+    except av.error.FFmpegError as exc:
+        raise UnreadableVideo("The video is damaged and cannot be read to its end.") from exc
+    if count == 0 or first is None or end is None or stream.time_base is None:
+        return count, 0.0
+    return count, float((end - first) * stream.time_base)
+
+
+def _check_duration(seconds: float, limit: float | None) -> None:
+    if limit is not None and seconds > limit:
+        raise VideoTooLarge(f"The video runs {seconds:.1f} s; the limit is {limit:g} s.")
 
 
 def _check_complete(container: Any, file_size: int) -> None:

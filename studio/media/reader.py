@@ -24,8 +24,8 @@ class VideoReader:
 
     A decoding error part-way through raises ``UnreadableVideo`` naming the frame where it
     happened, rather than ending the stream quietly: a render from a silently shortened
-    driving video would look complete and be wrong. A file truncated between packets is
-    not an error to FFmpeg; it simply ends early and yields the frames that are there.
+    driving video would look complete and be wrong. (Files cut short are refused earlier,
+    by ``probe_video``, where the container's index shows it.)
     """
 
     def __init__(
