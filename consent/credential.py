@@ -114,8 +114,10 @@ class LikenessConsent:
         return hash((self.credential_id, proof.get("proofValue") if isinstance(proof, dict) else None))
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> LikenessConsent:
-        """Parse strict I-JSON text, then :meth:`from_document`."""
+    def from_json(cls, text: str | bytes | Mapping[str, Any]) -> LikenessConsent:
+        """Parse strict I-JSON text, then :meth:`from_document` (a dict goes straight there)."""
+        if isinstance(text, Mapping):
+            return cls.from_document(text)
         return cls._from_owned(parse_json(text))
 
     @classmethod

@@ -103,6 +103,7 @@ def test_from_document_reads_every_field(key: Any, document: dict[str, Any]) -> 
 
 def test_from_json_round_trip(document: dict[str, Any]) -> None:
     assert LikenessConsent.from_json(json.dumps(document)) == LikenessConsent.from_document(document)
+    assert LikenessConsent.from_json(json.dumps(document).encode()) == LikenessConsent.from_json(document)
     with pytest.raises(NotIJson):
         LikenessConsent.from_json('{"id": "a", "id": "b"}')
 
