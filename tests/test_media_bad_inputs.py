@@ -105,7 +105,8 @@ def test_corrupt_and_truncated_images_are_unreadable(tmp_path: Path, astronaut: 
 def test_image_formats_outside_the_allow_list_are_refused(tmp_path: Path) -> None:
     tga = tmp_path / "face.tga"
     Image.new("RGB", (16, 16), (10, 20, 30)).save(tga)
-    assert Image.open(tga).format == "TGA"  # Pillow itself would read it
+    with Image.open(tga) as plain:
+        assert plain.format == "TGA"  # Pillow itself would read it
     with pytest.raises(UnreadableImage, match="supported format"):
         media.read_image(tga)
 

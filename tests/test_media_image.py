@@ -64,7 +64,8 @@ def test_sixteen_bit_grayscale_png_is_scaled_not_clipped(tmp_path: Path) -> None
     ramp = np.linspace(0, 65535, 64 * 16).astype(np.uint16).reshape(16, 64)  # (16, 64)
     path = tmp_path / "depth16.png"
     Image.fromarray(ramp).save(path)
-    assert Image.open(path).mode.startswith("I")
+    with Image.open(path) as stored:
+        assert stored.mode.startswith("I")
     image = media.read_image(path)
     assert image.shape == (16, 64, 3)
     assert np.array_equal(image[..., 0], image[..., 2])

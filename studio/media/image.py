@@ -38,34 +38,40 @@ def read_image(
     pixel data is decoded, so a tiny file that claims 50000 x 50000 pixels costs nothing.
     Raises ``MediaFileMissing``, ``UnreadableImage`` or ``ImageTooLarge``.
     """
-    from PIL import ImageOps
-
-    image = _open_image(source)
-    try:
-        width, height = image.size
+    with _open_image(source) as header:
+        width, height = header.size
         if width * height > max_pixels or max(width, height) > max_side:
             raise ImageTooLarge(
                 f"The image is {width} x {height} pixels; the limit is {max_side} pixels a side "
                 f"and {max_pixels / 1e6:g} megapixels."
             )
-        if image.format == "PNG":
-            # zlib happily inflates a damaged IDAT into plausible-looking pixels; only the
-            # chunk checksums tell. verify() reads them without decoding, then the image
-            # has to be opened again.
-            _verify_png(image)
-            image.close()
-            image = _open_image(source)
-        try:
-            image.load()  # the only step that decodes pixel data
-            image = ImageOps.exif_transpose(image)
-            rgb = _to_rgb8(image)  # (H, W, 3)
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise UnreadableImage("The image is damaged or truncated and cannot be decoded.") from exc
-    finally:
-        image.close()
+        if header.format == "PNG":
+            _verify_png(header)
+    with _open_image(source) as image:  # verify() used the first one up
+        rgb = _decode(image)  # (H, W, 3)
     if rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise UnreadableImage("The image has no pixels.")
     return np.ascontiguousarray(rgb)
+
+
+def _decode(image: Any) -> np.ndarray:
+    """Decode the pixels, turn them upright, and convert them to (H, W, 3) uint8 RGB."""
+    from PIL import ImageOps
+
+    try:
+        image.load()  # the only step that decodes pixel data
+        return _to_rgb8(ImageOps.exif_transpose(image))
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise UnreadableImage("The image is damaged or truncated and cannot be decoded.") from exc
+
+
+def _verify_png(image: Any) -> None:
+    """Check every chunk's CRC without decoding: zlib inflates a damaged IDAT into
+    plausible-looking pixels, and only the checksums tell."""
+    try:
+        image.verify()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise UnreadableImage("The image is damaged: its checksums do not match.") from exc
 
 
 def _open_image(source: str | Path | bytes) -> Any:
@@ -94,13 +100,6 @@ def _open_image(source: str | Path | bytes) -> Any:
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnreadableImage("The image header is damaged and cannot be read.") from exc
-
-
-def _verify_png(image: Any) -> None:
-    try:
-        image.verify()
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise UnreadableImage("The image is damaged: its checksums do not match.") from exc
 
 
 def _to_rgb8(image: Any) -> np.ndarray:
