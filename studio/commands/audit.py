@@ -41,7 +41,6 @@ EXIT_NO_WATERMARK = 5
 
 WatermarkStatus = Literal["found", "not found", "no key"]
 _CHUNK = 16  # frames per detection batch: bounded memory for long videos
-_WATERMARK_KEY_FILE = "watermark.key"
 _CA_FILE = Path("c2pa") / "ca.pem"
 
 
@@ -197,21 +196,21 @@ def _studio_trust_anchor(config: StudioConfig) -> str | None:
 
 def _watermark_key(config: StudioConfig) -> bytes | None:
     """The studio's watermark key, or None when this studio never made one (an audit creates nothing)."""
-    if not (config.keys_dir / _WATERMARK_KEY_FILE).is_file():
+    from studio.identity import WATERMARK_KEY_FILE, load_or_create_watermark_key
+
+    if not (config.keys_dir / WATERMARK_KEY_FILE).is_file():
         return None
-    try:
-        from studio.identity import load_or_create_watermark_key
-    except ImportError:  # identity module not present: the key file holds the raw key
-        return (config.keys_dir / _WATERMARK_KEY_FILE).read_bytes()
     return load_or_create_watermark_key(config)
 
 
 def _read_watermark(path: Path, config: StudioConfig) -> WatermarkFinding:
-    from watermark import Watermarker
-
     key = _watermark_key(config)
     frames = 0
-    accumulator = Watermarker(key).accumulator() if key is not None else None
+    accumulator = None
+    if key is not None:
+        from watermark import Watermarker
+
+        accumulator = Watermarker(key).accumulator()
     for chunk in _frame_chunks(path):  # decode even without a key: proves the file is a video
         frames += len(chunk)
         if accumulator is not None:
