@@ -32,18 +32,17 @@ def _ledger() -> Ledger:
 
 def _read_credential(path: Path) -> dict[str, Any]:
     """Read and strictly parse a credential file, refusing anything over 1 MiB before reading it."""
+    from consent.errors import CredentialTooLarge
     from consent.proof import parse_json
 
     try:
         size = path.stat().st_size
         if size > _MAX_CREDENTIAL_BYTES:
-            raise Invalid(f"the credential file is {size} bytes; credentials are at most 1 MiB")
+            raise CredentialTooLarge(f"the credential file is {size} bytes; a credential is at most 1 MiB")
         with path.open("rb") as fp:
             raw = fp.read(_MAX_CREDENTIAL_BYTES + 1)
     except FileNotFoundError:
         raise Invalid(f"no such file: {path.name}") from None
-    except IsADirectoryError:
-        raise Invalid(f"{path.name} is a directory, not a credential file") from None
     except OSError as exc:
         raise Invalid(f"cannot read {path.name} ({exc.strerror})") from None
     return parse_json(raw, max_bytes=_MAX_CREDENTIAL_BYTES)

@@ -9,6 +9,11 @@ from studio.commands._common import echo, get_config
 app = typer.Typer(no_args_is_help=True, help="The ledger database.")
 
 
+@app.callback()
+def _group() -> None:
+    """The ledger database (a group, so that `db upgrade` keeps its name with one command)."""
+
+
 @app.command("upgrade")
 def upgrade() -> None:
     """Create or migrate the ledger's tables to this version of the studio."""
