@@ -237,3 +237,19 @@ def test_sha256_file_streams_the_same_digest_as_hashlib(tmp_path: Path) -> None:
     path = tmp_path / "blob.bin"
     path.write_bytes(np.random.default_rng(0).bytes(3 * (1 << 20) + 17))  # spans several reads
     assert media.sha256_file(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_abort_deletes_the_partial_file_and_is_a_no_op_after_close(tmp_path: Path) -> None:
+    partial = tmp_path / "partial.mp4"
+    writer = media.VideoWriter(partial, fps=25, width=32, height=32)
+    writer.write(np.zeros((3, 32, 32, 3), np.uint8))
+    writer.abort()
+    assert not partial.exists()
+    writer.abort()  # twice is fine
+
+    done = tmp_path / "done.mp4"
+    writer = media.VideoWriter(done, fps=25, width=32, height=32)
+    writer.write(np.zeros((3, 32, 32, 3), np.uint8))
+    writer.close()
+    writer.abort()
+    assert media.probe_video(done).frame_count == 3

@@ -68,7 +68,7 @@ class VideoWriter:
             if audio_from is not None:
                 self._audio = AudioCarry.open(Path(audio_from), self._container)
         except BaseException:
-            self._abort()
+            self.abort()
             raise
 
     def write(self, frame_or_frames: np.ndarray) -> None:
@@ -102,7 +102,7 @@ class VideoWriter:
         if self._closed:
             return
         if self.frames_written == 0:
-            self._abort()
+            self.abort()
             raise ValueError("no frames were written; an MP4 needs at least one")
         try:
             self._container.mux(self._stream.encode(None))
@@ -110,33 +110,42 @@ class VideoWriter:
                 self._audio.finish(end=self._audio_end(self.frames_written / self.rate))
             self._container.close()
         except BaseException:
-            self._abort()
+            self.abort()
             raise
-        finally:
-            if self._audio is not None:
-                self._audio.close()
+        self._release_audio()
         self._closed = True
+
+    def abort(self) -> None:
+        """Give up: release the files and delete the partial output (no-op once closed).
+
+        ``with VideoWriter(...)`` calls this when its block raises; call it yourself from an
+        ``except`` when not using ``with``.
+        """
+        import av
+
+        if self._closed:
+            return
+        self._closed = True
+        self._release_audio()
+        try:
+            self._container.close()
+        except (av.error.FFmpegError, OSError):
+            pass  # the file is being discarded; a failing trailer write changes nothing
+        self.path.unlink(missing_ok=True)
 
     @property
     def duration_seconds(self) -> float:
+        """Seconds of video written so far (frames / rate)."""
         return float(self.frames_written / self.rate)
 
     def _audio_end(self, video_seconds: Fraction) -> float:
         end = float(video_seconds)
         return end if self._max_audio_seconds is None else min(end, self._max_audio_seconds)
 
-    def _abort(self) -> None:
-        """Release everything without finishing the file, then delete the partial output."""
-        import av
-
-        self._closed = True
+    def _release_audio(self) -> None:
         if self._audio is not None:
             self._audio.close()
-        try:
-            self._container.close()
-        except (av.error.FFmpegError, OSError, AttributeError):
-            pass  # the file is being discarded; a failing trailer write changes nothing
-        self.path.unlink(missing_ok=True)
+            self._audio = None
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -149,8 +158,8 @@ class VideoWriter:
     ) -> None:
         if exc_type is None:
             self.close()
-        elif not self._closed:
-            self._abort()
+        else:
+            self.abort()
 
 
 def write_video(
