@@ -14,6 +14,17 @@ from typing import Optional
 import click
 import typer
 
+try:  # typer >= 0.20 vendors its own click; its exceptions are not click's
+    from typer import _click as _typer_click
+
+    _CLICK_MODULES = (click, _typer_click)
+except ImportError:  # pragma: no cover
+    _CLICK_MODULES = (click,)
+
+_ABORT = (click.exceptions.Abort, typer.Abort)
+_CLICK_ERROR = tuple(m.exceptions.ClickException for m in _CLICK_MODULES)
+_EXIT = (click.exceptions.Exit, typer.Exit)
+
 from studio.commands import _common, audit, consent, keys, log, models, vc
 from studio.errors import USER_FACING
 
@@ -65,13 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     except USER_FACING as exc:  # type: ignore[misc]
         typer.echo(f"error: {exc.user_message()}", err=True)
         return 2
-    except click.exceptions.Abort:
+    except _ABORT:
         typer.echo("aborted", err=True)
         return 130
-    except click.exceptions.ClickException as exc:
+    except _CLICK_ERROR as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except _EXIT as exc:
         return exc.exit_code
     return 0
 

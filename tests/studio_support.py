@@ -24,7 +24,8 @@ def short_driving_clip(path: Path, image: np.ndarray, *, frames: int = 12, size:
     from models.synthetic import make_driving_clip
     from studio import media
 
-    small = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    head = image[0:320, 60:380]  # head and shoulders, so the face stays >= 64 px at small sizes
+    small = np.asarray(Image.fromarray(head).resize((size, size), Image.BILINEAR))
     clip, _ = make_driving_clip(small, frames=frames)
     media.write_video(path, clip, fps=25)
     return path

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .studio_support import short_driving_clip, small_pipeline
+from studio_support import short_driving_clip, small_pipeline
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from .studio_support import short_driving_clip
+from studio_support import short_driving_clip
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

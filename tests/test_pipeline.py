@@ -18,7 +18,7 @@ from consent.errors import ConsentRevoked, LikenessMismatch, PurposeNotCovered
 from studio import media
 from studio.pipeline import RenderRequest
 
-from .studio_support import short_driving_clip, small_pipeline
+from studio_support import short_driving_clip, small_pipeline
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,78 @@
+"""End-to-end render time split by stage (prints a table).
+
+Two cases, run side by side in one process on the demo material:
+  * a 10-second 256x256 driving clip, animated at 256 px (no paste-back);
+  * a 1080p paste-back: the astronaut placed in a 1920x1080 photo, 10-second clip.
+Overhead = consent + watermark (embed and read-back) + provenance + ledger, as a share of
+the animation time (the issue's target: under 25%). Medians over --repeat runs.
+
+    .venv/bin/python benchmarks/pipeline.py [--seconds 10] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    from PIL import Image
+    from skimage import data
+
+    from models.animate import AnimationOptions
+    from studio.demo import ensure_demo
+    from studio.pipeline import RenderRequest
+    from studio_support import short_driving_clip, small_pipeline
+
+    frames = int(round(args.seconds * 25))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        pipeline = small_pipeline(tmp / "home")
+        demo = ensure_demo(pipeline.config, pipeline)
+        astronaut = np.ascontiguousarray(data.astronaut())
+        clip = short_driving_clip(tmp / "clip.mp4", astronaut, frames=frames, size=256)
+        canvas = np.full((1080, 1920, 3), 90, np.uint8)
+        canvas[284:796, 704:1216] = astronaut
+        big = tmp / "astronaut-1080p.png"
+        Image.fromarray(canvas).save(big)
+        cases = {
+            "256 px, no paste-back": RenderRequest(
+                photo=demo.photo, driving=clip, credential_id=demo.credential_id, purpose="education",
+                project="Orbit (demo documentary)", operator="bench", options=AnimationOptions(paste_back=False),
+                label_ai=False),
+            "1080p paste-back": RenderRequest(
+                photo=big, driving=clip, credential_id=demo.credential_id, purpose="education",
+                project="Orbit (demo documentary)", operator="bench", label_ai=False),
+        }
+        rows = []
+        for name, request in cases.items():
+            runs = [pipeline.render(request).receipt["stage_seconds"] for _ in range(args.repeat)]
+            stages = sorted({k for r in runs for k in r})
+            med = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in stages}
+            overhead = sum(med.get(k, 0.0) for k in ("consent", "watermark", "provenance", "ledger"))
+            rows.append((name, med, overhead))
+
+        order = ["read", "face", "consent", "animate", "watermark", "encode", "provenance", "ledger"]
+        print(f"{frames} frames ({args.seconds:g} s at 25 fps), median of {args.repeat} runs, seconds per stage")
+        print("| case | " + " | ".join(order) + " | total | gate overhead / animate |")
+        print("|---|" + "---|" * (len(order) + 2))
+        for name, med, overhead in rows:
+            total = sum(med.values())
+            cells = " | ".join(f"{med.get(k, 0.0):.2f}" for k in order)
+            print(f"| {name} | {cells} | {total:.2f} | {100 * overhead / max(med.get('animate', 1e-9), 1e-9):.1f}% |")
+
+
+if __name__ == "__main__":
+    main()
