@@ -132,3 +132,16 @@ def test_embedded_colour_profiles_are_applied_and_broken_ones_ignored(face: np.n
     assert np.abs(tagged.astype(int) - face).max() <= 2  # sRGB -> sRGB is (nearly) the identity
     broken = media.read_image(_encode(Image.fromarray(face), "PNG", icc_profile=b"not a profile" * 10))
     assert np.array_equal(broken, face)
+
+
+def test_dark_sixteen_bit_and_float_images_keep_their_scale(tmp_path: Path) -> None:
+    dark = np.full((4, 4), 200, np.uint16)  # 200 / 65535: nearly black, not mid-gray
+    path = tmp_path / "dark16.png"
+    Image.fromarray(dark).save(path)
+    assert media.read_image(path).max() <= 1
+
+    unit = np.linspace(0.0, 1.0, 16, dtype=np.float32).reshape(4, 4)
+    tiff = tmp_path / "float.tiff"
+    Image.fromarray(unit, mode="F").save(tiff)
+    image = media.read_image(tiff)
+    assert image[0, 0, 0] == 0 and image[-1, -1, 0] == 255

@@ -111,7 +111,7 @@ def _to_rgb8(image: Any) -> np.ndarray:
     from PIL import Image
 
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        return _high_depth_gray_to_rgb8(np.asarray(image))
+        return _high_depth_gray_to_rgb8(np.asarray(image), mode=image.mode)
     if image.mode in ("CMYK", "RGB") and image.info.get("icc_profile"):
         image = _convert_to_srgb(image)
     if image.mode == "P" and "transparency" in image.info:
@@ -126,13 +126,23 @@ def _to_rgb8(image: Any) -> np.ndarray:
         raise UnreadableImage(f"The image uses an unsupported colour mode ({image.mode}).") from exc
 
 
-def _high_depth_gray_to_rgb8(values: np.ndarray) -> np.ndarray:
-    """16-bit or float grayscale (H, W) -> (H, W, 3) uint8, scaled by the value range in use."""
+def _high_depth_gray_to_rgb8(values: np.ndarray, *, mode: str) -> np.ndarray:
+    """16-bit, 32-bit or float grayscale (H, W) -> (H, W, 3) uint8.
+
+    ``I;16*`` is 16-bit by definition. ``I`` (32-bit) is what Pillow gives for some 16-bit
+    PNG and TIFF files, so it is read as 16-bit when it uses more than 8 bits. ``F``
+    (float TIFF) is read as 0..1 when it stays within that range, else as 0..255.
+    """
     values = values.astype(np.float64)  # (H, W)
     if not np.all(np.isfinite(values)):
         raise UnreadableImage("The image contains invalid (non-finite) pixel values.")
     top = float(values.max(initial=0.0))
-    scale = 255.0 if top <= 1.0 else (255.0 / 65535.0 if top > 255.0 else 1.0)
+    if mode.startswith("I;16") or (mode == "I" and top > 255):
+        scale = 255.0 / 65535.0
+    elif mode == "F" and top <= 1.0:
+        scale = 255.0
+    else:
+        scale = 1.0
     gray = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
     return np.repeat(gray[:, :, None], 3, axis=2)
 
