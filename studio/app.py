@@ -50,12 +50,12 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
             return "_No credential selected._"
         c = ledger.get_credential(credential_id)
         revoked = ledger.revocation_status().is_revoked(c.credential_id)
-        until = c.valid_until.isoformat() if c.valid_until else "no end date"
+        until = f"{c.valid_until:%Y-%m-%d %H:%M} UTC" if c.valid_until else "no end date"
         lines = [
             f"**Subject:** {c.subject_name} (grantor: {c.grantor_role})",
             f"**Project:** {c.project}",
             f"**Purposes:** {', '.join(c.purposes)} · **Media:** {', '.join(c.media)}",
-            f"**Valid:** {c.valid_from.isoformat()} → {until} · **Max duration:** {c.max_duration_seconds:g} s",
+            f"**Valid:** {c.valid_from:%Y-%m-%d %H:%M} UTC → {until} · **Max duration:** {c.max_duration_seconds:g} s",
             f"**Disclosure:** {c.disclosure} · **AI training:** {c.ai_training}",
             f"**Status:** {'REVOKED' if revoked else 'active'} · `{c.credential_id}`",
         ]
