@@ -207,3 +207,31 @@ def test_signed_render_frames_match_what_was_encoded(media: dict[str, Path]) -> 
     ours, samples = decode(media["ours"])
     np.testing.assert_array_equal(ours, encoded)
     assert samples > 0
+
+
+def test_inspect_video_uses_the_key_and_anchor_it_is_given(studio: StudioConfig, media: dict[str, Path], tmp_path: Path) -> None:
+    elsewhere = StudioConfig(home=tmp_path / "elsewhere")
+    report = inspect_video(
+        media["ours"],
+        elsewhere,
+        watermark_key=load_or_create_watermark_key(studio),
+        trust_anchor_pem=(studio.home / "c2pa" / "ca.pem").read_text(),
+    )
+
+    assert report.exit_code == 0
+    assert report.notes == []
+    markdown = report.to_markdown()
+    assert markdown.startswith("**made by this studio")
+    assert f"payload {PAYLOAD:012x}" in markdown
+    assert not elsewhere.home.exists()
+
+
+def test_ledger_section_is_printed_when_filled_in(studio: StudioConfig, media: dict[str, Path]) -> None:
+    from dataclasses import replace
+
+    from studio.commands.audit import format_report
+
+    report = replace(inspect_video(media["ours"], studio), ledger={"event": "render", "seq": 7})
+
+    assert 'ledger:     {"event": "render", "seq": 7}' in format_report(report)
+    assert report.to_dict()["ledger"] == {"event": "render", "seq": 7}

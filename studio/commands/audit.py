@@ -108,6 +108,11 @@ class AuditReport:
             return "unknown: this studio has no watermark key to look for its mark"
         return "no watermark of this studio found"
 
+    def to_markdown(self) -> str:
+        """The report for a web page: the verdict first, then the facts."""
+        facts = "\n".join(f"    {line}" for line in format_report(self)[:-1])
+        return f"**{self.verdict}** (exit code {self.exit_code})\n\n{facts}\n"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.file_name,
@@ -121,23 +126,31 @@ class AuditReport:
         }
 
 
-def inspect_video(path: Path, config: StudioConfig) -> AuditReport:
-    """Read the watermark and the C2PA manifest of ``path`` (raises UnreadableMedia for bad input)."""
+def inspect_video(
+    path: Path, config: StudioConfig, *, watermark_key: bytes | None = None, trust_anchor_pem: str | None = None
+) -> AuditReport:
+    """Read the watermark and the C2PA manifest of ``path`` (raises UnreadableMedia for bad input).
+
+    The key and trust anchor default to the studio's own files under ``config.home``; a caller
+    that already holds them (the web app's pipeline) passes them in. Nothing is created.
+    """
     from watermark.errors import NotAnMp4, UnreadableMedia
     from watermark.provenance import ManifestReport, read_manifest
 
     if not path.is_file():
         raise UnreadableMedia("the video file does not exist or is not a file")
     notes: list[str] = []
+    anchor = trust_anchor_pem if trust_anchor_pem is not None else _studio_trust_anchor(config)
     try:
-        manifest = read_manifest(path, trust_anchor_pem=_studio_trust_anchor(config))
+        manifest = read_manifest(path, trust_anchor_pem=anchor)
     except NotAnMp4:
         # Another container (WebM, MKV, ...) cannot carry our manifest, but may still carry the mark.
         manifest = ManifestReport(status="missing")
         notes.append("not an MP4 container, so it cannot carry a C2PA manifest")
-    if _studio_trust_anchor(config) is None:
+    if anchor is None:
         notes.append("this studio has no C2PA certificate yet, so no manifest can be trusted")
-    watermark = _read_watermark(path, config)
+    key = watermark_key if watermark_key is not None else _watermark_key(config)
+    watermark = _read_watermark(path, key)
     return AuditReport(file_name=path.name, watermark=watermark, manifest=manifest, notes=notes)
 
 
@@ -203,8 +216,7 @@ def _watermark_key(config: StudioConfig) -> bytes | None:
     return load_or_create_watermark_key(config)
 
 
-def _read_watermark(path: Path, config: StudioConfig) -> WatermarkFinding:
-    key = _watermark_key(config)
+def _read_watermark(path: Path, key: bytes | None) -> WatermarkFinding:
     frames = 0
     accumulator = None
     if key is not None:
