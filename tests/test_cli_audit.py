@@ -235,3 +235,12 @@ def test_ledger_section_is_printed_when_filled_in(studio: StudioConfig, media: d
 
     assert 'ledger:     {"event": "render", "seq": 7}' in format_report(report)
     assert report.to_dict()["ledger"] == {"event": "render", "seq": 7}
+
+
+def test_max_frames_bounds_the_search(studio: StudioConfig, media: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(studio, str(media["ours"]), "--max-frames", "20", "--json")
+    report = json.loads(capsys.readouterr().out)
+
+    assert code == 0
+    assert report["watermark"]["frames"] == 20
+    assert report["watermark"]["payload"] == f"{PAYLOAD:012x}"
