@@ -1,0 +1,223 @@
+"""Watermark core: payload + CRC, the convolutional code, input checks, round trips, keys,
+false alarms on unmarked content, and the quality floor (PSNR / SSIM)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from _watermark_media import panning_clip
+from skimage import data
+from skimage.metrics import structural_similarity
+
+from watermark import Detection, Watermarker, WatermarkPayload, ecc
+from watermark._pattern import keyed_mask
+from watermark.errors import FrameTooSmall, PayloadOutOfRange, UnsupportedFrames, WatermarkError, WeakWatermarkKey
+from watermark.payload import INFO_BITS, crc24
+
+KEY = b"studio-secret-for-tests-0123456789"
+PAYLOAD = 0xA5C3_0F1E_7B29
+
+
+@pytest.fixture(scope="module")
+def wm() -> Watermarker:
+    cv2.setNumThreads(1)
+    return Watermarker(KEY)
+
+
+@pytest.fixture(scope="module")
+def clip256(astronaut: np.ndarray) -> np.ndarray:
+    return panning_clip(astronaut, height=256, width=256, frames=12)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255.0**2 / mse)
+
+
+# --- payload and error correction ------------------------------------------------------------
+
+
+def test_crc24_matches_the_openpgp_check_value() -> None:
+    # RFC 4880's CRC-24 over the ASCII bytes "123456789" is 0x21CF02 (the catalogue check value).
+    assert crc24(int.from_bytes(b"123456789", "big"), nbits=72) == 0x21CF02
+
+
+def test_payload_round_trips_through_the_keyed_info_bits() -> None:
+    mask = keyed_mask(KEY)
+    bits = WatermarkPayload(PAYLOAD).to_info_bits(mask)
+    assert bits.shape == (INFO_BITS,)
+    assert WatermarkPayload.from_info_bits(bits, mask) == WatermarkPayload(PAYLOAD)
+
+
+@pytest.mark.parametrize("position", [0, 20, 47, 50, 71])
+def test_payload_check_rejects_any_single_flipped_bit(position: int) -> None:
+    mask = keyed_mask(KEY)
+    bits = WatermarkPayload(PAYLOAD).to_info_bits(mask)
+    bits[position] ^= 1
+    assert WatermarkPayload.from_info_bits(bits, mask) is None
+
+
+def test_all_zero_decoder_output_is_not_a_valid_payload() -> None:
+    # A constant frame gives all-zero scores; the keyed mask keeps that from passing the CRC.
+    assert WatermarkPayload.from_info_bits(np.zeros(INFO_BITS, np.uint8), keyed_mask(KEY)) is None
+
+
+def test_viterbi_corrects_noisy_soft_scores() -> None:
+    rng = np.random.default_rng(1)
+    info = rng.integers(0, 2, INFO_BITS).astype(np.uint8)
+    coded = ecc.encode(info)
+    assert coded.shape == (ecc.coded_length(INFO_BITS),)
+    noisy = (2.0 * coded - 1) + rng.normal(0, 0.9, coded.shape)
+    assert np.mean((noisy > 0) != coded) > 0.05  # the channel really flipped bits
+    assert np.array_equal(ecc.viterbi_decode(noisy, INFO_BITS), info)
+
+
+# --- input checks ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frames", "error"),
+    [
+        (np.zeros((4, 100, 200, 3), np.uint8), FrameTooSmall),
+        (np.zeros((256, 256), np.uint8), UnsupportedFrames),  # grayscale
+        (np.zeros((2, 256, 256, 1), np.uint8), UnsupportedFrames),
+        (np.zeros((2, 256, 256, 3), np.uint16), UnsupportedFrames),  # 16-bit
+        (np.zeros((1, 2, 256, 256, 3), np.uint8), UnsupportedFrames),  # wrong dims
+        (np.zeros((0, 256, 256, 3), np.uint8), UnsupportedFrames),  # empty
+        (np.zeros((2, 128, 600, 3), np.uint8), UnsupportedFrames),  # wider than 3.9:1
+    ],
+)
+def test_embed_rejects_bad_frames(wm: Watermarker, frames: np.ndarray, error: type[WatermarkError]) -> None:
+    with pytest.raises(error) as info:
+        wm.embed(frames, PAYLOAD)
+    assert info.value.user_message()
+
+
+@pytest.mark.parametrize("payload", [-1, 2**48, True, 1.5, "12"])
+def test_embed_rejects_payloads_outside_48_bits(wm: Watermarker, payload: object) -> None:
+    with pytest.raises(PayloadOutOfRange):
+        wm.embed(np.zeros((256, 256, 3), np.uint8), payload)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", [b"short", "a string key of many chars", None])
+def test_watermarker_rejects_weak_keys(key: object) -> None:
+    with pytest.raises(WeakWatermarkKey):
+        Watermarker(key)  # type: ignore[arg-type]
+
+
+def test_detect_rejects_frames_below_64_px_and_size_changes(wm: Watermarker) -> None:
+    with pytest.raises(FrameTooSmall):
+        wm.detect(np.zeros((2, 60, 90, 3), np.uint8))
+    acc = wm.accumulator()
+    acc.add(np.zeros((1, 128, 128, 3), np.uint8))
+    with pytest.raises(UnsupportedFrames):
+        acc.add(np.zeros((1, 128, 160, 3), np.uint8))
+    with pytest.raises(UnsupportedFrames):
+        wm.accumulator().result()
+    with pytest.raises(UnsupportedFrames):
+        wm.embedder(256, 256, PAYLOAD).embed(np.zeros((1, 200, 256, 3), np.uint8))
+
+
+# --- round trips -----------------------------------------------------------------------------
+
+
+def test_round_trip_256_clip(wm: Watermarker, clip256: np.ndarray) -> None:
+    marked = wm.embed(clip256, PAYLOAD)
+    assert marked.shape == clip256.shape and marked.dtype == np.uint8
+    found = wm.detect(marked)
+    assert isinstance(found, Detection)
+    assert found.payload == PAYLOAD
+    assert 0.3 < found.confidence <= 1.0
+    assert found.bit_scores.shape == (ecc.coded_length(INFO_BITS),)
+
+
+def test_round_trip_128_clip(wm: Watermarker, grace_hopper: np.ndarray) -> None:
+    clip = panning_clip(grace_hopper, height=128, width=128, frames=12)
+    assert wm.detect(wm.embed(clip, 7)).payload == 7
+
+
+def test_round_trip_single_720p_frame_keeps_shape(wm: Watermarker, astronaut: np.ndarray) -> None:
+    frame = cv2.resize(astronaut, (1280, 720), interpolation=cv2.INTER_CUBIC)
+    marked = wm.embed(frame, PAYLOAD)
+    assert marked.shape == frame.shape
+    assert wm.detect(marked).payload == PAYLOAD
+
+
+def test_round_trip_single_1080p_portrait_frame(wm: Watermarker, grace_hopper: np.ndarray) -> None:
+    frame = cv2.resize(grace_hopper, (1080, 1920), interpolation=cv2.INTER_CUBIC)
+    assert wm.detect(wm.embed(frame, 2**48 - 1)).payload == 2**48 - 1
+
+
+def test_streaming_embed_and_detect_match_the_batch_calls(wm: Watermarker, clip256: np.ndarray) -> None:
+    embedder = wm.embedder(256, 256, PAYLOAD)
+    streamed = np.concatenate([embedder.embed(clip256[:5]), embedder.embed(clip256[5:])])
+    assert np.array_equal(streamed, wm.embed(clip256, PAYLOAD))
+    acc = wm.accumulator()
+    for chunk in (streamed[:3], streamed[3:4], streamed[4:]):
+        acc.add(chunk)
+    found = acc.result()
+    assert found.payload == PAYLOAD
+    assert found.details["frames"] == len(clip256)
+
+
+def test_a_different_key_finds_nothing(wm: Watermarker, clip256: np.ndarray) -> None:
+    marked = wm.embed(clip256, PAYLOAD)
+    assert Watermarker(b"another studio's secret key!").detect(marked).payload is None
+
+
+def test_constant_frames_embed_without_error_and_unmarked_ones_detect_nothing(wm: Watermarker) -> None:
+    for level in (0, 128, 255):
+        frames = np.full((3, 160, 192, 3), level, np.uint8)
+        marked = wm.embed(frames, PAYLOAD)
+        assert marked.shape == frames.shape
+        assert np.abs(marked.astype(int) - level).max() <= 8  # masking keeps flat frames nearly clean
+        assert wm.detect(frames).payload is None
+
+
+def _unmarked_frames() -> list[np.ndarray]:
+    """About 300 varied frames: skimage photos, crops, textures, noise, gradients."""
+    rng = np.random.default_rng(7)
+    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.immunohistochemistry()]
+    frames: list[np.ndarray] = []
+    for photo in photos:
+        clip = panning_clip(photo, height=128, width=160, frames=40, seed=len(frames))
+        frames.extend(clip)
+    for i in range(50):
+        kind = i % 5
+        if kind == 0:
+            f = rng.integers(0, 256, (128, 160, 3), dtype=np.uint8)
+        elif kind == 1:
+            f = np.clip(rng.normal(128, 40, (32, 40, 3)), 0, 255).astype(np.uint8)
+            f = cv2.resize(f, (160, 128), interpolation=cv2.INTER_CUBIC)
+        elif kind == 2:
+            x = np.linspace(0, rng.uniform(1, 30), 160)
+            f = np.repeat(((np.sin(x)[None, :] + 1) * 127).astype(np.uint8)[:, :, None], 3, 2).repeat(128, 0)
+        elif kind == 3:
+            f = np.broadcast_to(np.linspace(0, 255, 160, dtype=np.float32)[None, :, None], (128, 160, 3)).astype(np.uint8)
+        else:
+            g = data.checkerboard()[: rng.integers(128, 200), : rng.integers(160, 200)]
+            f = cv2.resize(np.repeat(g[:, :, None], 3, 2), (160, 128), interpolation=cv2.INTER_NEAREST)
+        frames.append(np.ascontiguousarray(f))
+    return frames
+
+
+def test_unmarked_content_never_yields_a_payload(wm: Watermarker) -> None:
+    frames = _unmarked_frames()
+    assert len(frames) >= 250
+    clips = [np.stack(frames[i : i + 5]) for i in range(0, 200, 5)] + [f[None] for f in frames[200:]]
+    hits = [wm.detect(c).payload for c in clips]
+    assert hits.count(None) == len(clips)
+
+
+# --- quality ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("height", "width"), [(256, 256), (720, 1280)])
+def test_quality_floor_psnr_42_and_ssim_098(wm: Watermarker, astronaut: np.ndarray, height: int, width: int) -> None:
+    clip = panning_clip(astronaut, height=height, width=width, frames=3)
+    marked = wm.embed(clip, PAYLOAD)
+    psnr = np.mean([_psnr(a, b) for a, b in zip(clip, marked)])
+    ssim = np.mean([structural_similarity(a, b, channel_axis=2) for a, b in zip(clip, marked)])
+    assert psnr >= 42.0
+    assert ssim >= 0.98
