@@ -38,6 +38,7 @@ MOUTH_CORNERS = (61, 291)
 INNER_LIPS = (13, 14)  # upper, lower
 
 _DETECT_MAX_SIDE = 1280  # photos are searched on a copy at most this large
+_TILE, _TILE_STRIDE = 512, 384  # fallback search windows (px) when the whole photo shows no face
 _MESH_CROP_SIDE = 384  # each candidate face is meshed on a square crop of this size
 _CUT_OFF_TOLERANCE = 0.03  # fraction of the face width a mesh may run past the border
 
@@ -192,24 +193,38 @@ class FaceAnalyzer:
         """All faces the mesh confirms, left to right, without embeddings or size checks."""
         _check_image(image)
         h, w = image.shape[:2]
+        proposals = self._detect(image)
+        if not proposals and max(h, w) > _TILE:  # a small face in a big photo: look tile by tile
+            for y in range(0, max(h - _TILE, 0) + _TILE_STRIDE, _TILE_STRIDE):
+                for x in range(0, max(w - _TILE, 0) + _TILE_STRIDE, _TILE_STRIDE):
+                    tile = image[y : y + _TILE, x : x + _TILE]
+                    proposals += [((b[0] + x, b[1] + y, b[2] + x, b[3] + y), sc) for b, sc in self._detect(tile)]
+        if not proposals:  # the detector can miss a face that fills the frame: let the mesh look
+            proposals.append(((0.0, 0.0, float(w), float(h)), 0.0))
+        faces: list[Face] = []
+        for box, score in sorted(proposals, key=lambda p: -p[1])[: self.max_faces * 4]:
+            if any(_iou(box, f.box) > 0.3 for f in faces):
+                continue
+            face = self._mesh_face(image, box, score, whole=score == 0.0)
+            if face is not None and all(_iou(face.box, f.box) < 0.3 for f in faces):
+                faces.append(face)
+        return sorted(faces[: self.max_faces], key=lambda f: f.box[0])
+
+    def _detect(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
+        """(box px, score) of each face the detector proposes, on a copy at most
+        ``_DETECT_MAX_SIDE`` px large."""
+        h, w = image.shape[:2]
         shrink = min(1.0, _DETECT_MAX_SIDE / max(h, w))
         small = cv2.resize(image, (round(w * shrink), round(h * shrink)), interpolation=cv2.INTER_AREA) \
             if shrink < 1 else image
         with self._lock:
             result = self._graph("detect").process(np.ascontiguousarray(small))
-        proposals: list[tuple[tuple[float, float, float, float], float]] = []
+        proposals = []
         for det in result.detections or []:
             rb = det.location_data.relative_bounding_box
             box = (rb.xmin * w, rb.ymin * h, (rb.xmin + rb.width) * w, (rb.ymin + rb.height) * h)
             proposals.append((box, float(det.score[0])))
-        if not proposals:  # the detector can miss a face that fills the frame: let the mesh look
-            proposals.append(((0.0, 0.0, float(w), float(h)), 0.0))
-        faces: list[Face] = []
-        for box, score in sorted(proposals, key=lambda p: -p[1])[: self.max_faces * 2]:
-            face = self._mesh_face(image, box, score, whole=score == 0.0)
-            if face is not None and all(_iou(face.box, f.box) < 0.3 for f in faces):
-                faces.append(face)
-        return sorted(faces[: self.max_faces], key=lambda f: f.box[0])
+        return proposals
 
     def _mesh_face(self, image: np.ndarray, box: tuple[float, float, float, float], score: float,
                    *, whole: bool) -> Face | None:

@@ -191,3 +191,14 @@ def test_rejects_bad_arrays(analyzer: FaceAnalyzer) -> None:
         analyzer.analyze(np.zeros((64, 64), np.uint8))
     with pytest.raises(ValueError):
         analyzer.analyze(np.zeros((64, 64, 3), np.float32))
+
+
+def test_small_face_in_a_big_photo_is_found_tile_by_tile(
+    analyzer: FaceAnalyzer, astronaut: np.ndarray, astronaut_face: Face
+) -> None:
+    """On a 1920x1080 canvas the ~90 px face is too small for the detector's whole-frame
+    pass; the tiled fallback finds it, at full-resolution coordinates."""
+    photo = _place((1080, 1920), astronaut, (300, 700), fill=70)
+    face = analyzer.analyze(photo)
+    expected = astronaut_face.landmarks[:, :2] + np.array([700, 300])
+    assert np.linalg.norm(face.landmarks[:, :2] - expected, axis=1).mean() < 0.02 * face.width()
