@@ -219,3 +219,28 @@ def test_error_messages_name_no_paths(tmp_path: Path) -> None:
     with pytest.raises(NotAnMp4) as caught:
         read_manifest(text)
     assert "private-folder" not in caught.value.user_message()
+
+
+def test_expired_signing_certificate_is_refused(clip: Path, tmp_path: Path) -> None:
+    import datetime as dt
+
+    from watermark.errors import ProvenanceError
+
+    long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2000)  # the leaf lives 1825 days
+    ca_pem, chain_pem, key_pem = create_chain(now=long_ago)
+    expired = StudioSigner.from_pem(chain_pem, key_pem, trust_anchor_pem=ca_pem.decode())
+
+    with pytest.raises(ProvenanceError, match="not valid at time of signing"):
+        sign_mp4(clip, tmp_path / "late.mp4", signer=expired, render_id="r", consent_id="c", watermark_payload=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quicktime_mov_is_signed_and_read(clip: Path, signer: StudioSigner, tmp_path: Path) -> None:
+    mov, signed_mov = tmp_path / "clip.mov", tmp_path / "signed.mov"
+    remux_without_manifest(clip, mov)
+    assert mov.read_bytes()[8:12] == b"qt  "
+
+    sign_mp4(mov, signed_mov, signer=signer, render_id="r-mov", consent_id="c", watermark_payload=7)
+    report = read_manifest(signed_mov, trust_anchor_pem=signer.trust_anchor_pem)
+
+    assert (report.status, report.render_id, report.watermark_payload) == ("trusted", "r-mov", 7)
