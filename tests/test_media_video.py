@@ -253,3 +253,33 @@ def test_abort_deletes_the_partial_file_and_is_a_no_op_after_close(tmp_path: Pat
     writer.close()
     writer.abort()
     assert media.probe_video(done).frame_count == 3
+
+
+def test_a_late_starting_audio_track_stays_late_when_reencoded(tmp_path: Path) -> None:
+    """Opus starting 0.4 s into the video: re-encoded AAC must start 0.4 s in too."""
+    source = tmp_path / "late.mkv"
+    with av.open(str(source), "w", format="matroska") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        audio = out.add_stream("libopus", rate=48_000)
+        for i in range(25):
+            frame = av.VideoFrame.from_ndarray(clip_frame(i, 32, 32), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        resampler = av.AudioResampler(format="flt", layout="stereo", rate=48_000, frame_size=960)
+        tone = np.full((1, 2 * 960), 0.25, np.float32)  # packed stereo, 960 samples
+        for k in range(30):  # 0.6 s of audio, starting at 0.4 s
+            chunk = av.AudioFrame.from_ndarray(tone, format="flt", layout="stereo")
+            chunk.sample_rate, chunk.time_base, chunk.pts = 48_000, Fraction(1, 48_000), 19_200 + 960 * k
+            for resampled in resampler.resample(chunk):
+                out.mux(audio.encode(resampled))
+        out.mux(audio.encode(None))
+
+    result = tmp_path / "out.mp4"
+    media.write_video(result, media.VideoReader(source), fps=25, audio_from=source)
+    with av.open(str(result)) as container:
+        stream = container.streams.audio[0]
+        first = next(container.decode(stream))
+        assert float(first.pts * first.time_base) == pytest.approx(0.4, abs=0.05)
+    assert decoded_audio_seconds(result) == pytest.approx(0.6, abs=0.05)

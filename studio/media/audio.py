@@ -122,6 +122,10 @@ class AudioCarry:
         out.mux(packet)
 
     def _encode_frame(self, frame: Any, out: Any, *, end: float | None) -> None:
+        if self._samples == 0:
+            # Keep a late-starting track late: its first sample sits where it sat in the source.
+            start = self._seconds(frame) or 0.0
+            self._samples = max(0, round(start * self._out.codec_context.sample_rate))
         frame.pts = None  # the resampler re-times; output pts count samples below
         for resampled in self._resampler.resample(frame):
             self._encode_resampled(resampled, out, end=end)
@@ -141,9 +145,10 @@ class AudioCarry:
 
 
 def _trim_audio_frame(frame: Any, samples: int) -> Any:
+    """The first ``samples`` of a planar frame (the AAC encoder's fltp, as resampled)."""
     import av
 
-    planes = frame.to_ndarray()  # (channels, samples) for planar formats
+    planes = frame.to_ndarray()  # (channels, samples)
     trimmed = av.AudioFrame.from_ndarray(
         np.ascontiguousarray(planes[:, :samples]), format=frame.format.name, layout=frame.layout.name
     )
