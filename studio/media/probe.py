@@ -42,8 +42,10 @@ class VideoInfo:
     """What the studio needs to know about a video before decoding all of it.
 
     ``width`` and ``height`` are the displayed size (after the display-matrix rotation that
-    phones write). ``frame_count`` is exact when the container indexes its frames (MP4/MOV)
-    and otherwise estimated from duration x rate (MKV/WebM), as ``frame_count_exact`` says.
+    phones write; ``rotation`` is that angle, counter-clockwise). ``frame_count`` and
+    ``duration_seconds`` are the video stream's, not the longest track's: read from the
+    sample table (MP4/MOV) or counted from the video packets (others).
+    ``frame_count_exact`` is False only where packets and frames may differ (AVI).
     """
 
     width: int
