@@ -146,20 +146,20 @@ class _Splat:
     def __init__(self, gx: np.ndarray, gy: np.ndarray, gw: int, gh: int):
         ix, iy = np.floor(gx).astype(np.int64), np.floor(gy).astype(np.int64)
         fx, fy = gx - ix, gy - iy
+        n = len(gx)
+        cx = np.concatenate([ix, ix + 1, ix, ix + 1])  # (4N,) the four neighbours of each point
+        cy = np.concatenate([iy, iy, iy + 1, iy + 1])
+        wt = np.concatenate([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy])
+        ok = (cx >= 0) & (cx < gw) & (cy >= 0) & (cy < gh)
+        self.point = np.tile(np.arange(n), 4)[ok]
+        self.flat = (cy * gw + cx)[ok]
+        self.weight = wt[ok].astype(np.float64)
         self.shape = (gh, gw)
-        self.taps = []
-        for dx, dy, wt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-            cx, cy = ix + dx, iy + dy
-            ok = (cx >= 0) & (cx < gw) & (cy >= 0) & (cy < gh)
-            self.taps.append((ok, cy[ok] * gw + cx[ok], wt[ok]))
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         gh, gw = self.shape
         channels = values.shape[1]
-        acc = np.zeros((channels, gh * gw), np.float64)
-        for ok, flat, wt in self.taps:
-            for c in range(channels):
-                acc[c] += np.bincount(flat, weights=values[ok, c] * wt, minlength=gh * gw)
-        planes = acc.reshape(channels, gh, gw).transpose(1, 2, 0).astype(np.float32)
-        blurred = cv2.GaussianBlur(planes, (0, 0), _SIGMA_FINE)
-        return blurred.reshape(gh, gw, channels)
+        spread = values[self.point].astype(np.float64) * self.weight[:, None]  # (4N, C)
+        planes = np.stack([np.bincount(self.flat, weights=spread[:, c], minlength=gh * gw)
+                           for c in range(channels)], axis=-1).reshape(gh, gw, channels).astype(np.float32)
+        return cv2.GaussianBlur(planes, (0, 0), _SIGMA_FINE).reshape(gh, gw, channels)
