@@ -22,11 +22,12 @@ rate stays below ``MAX_DECODE_ATTEMPTS * 2**-24`` (see docs/watermark.md).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal, overload
 
 import cv2
 import numpy as np
-from scipy.signal import fftconvolve
+from scipy import fft as sp_fft
 
 from watermark import ecc
 from watermark._pattern import LAYOUT_ROWS, Layout, keyed_mask, make_layout, render_cells
@@ -43,6 +44,7 @@ _EQUALIZE_SIGMA = 1.0  # in cells
 _EQUALIZE_FLOOR = 1.0  # grey levels squared: the noise floor of 8-bit video
 _MIN_SCALE = 0.84  # smallest fraction of the original height a copy may show (crop ~70 % area)
 _ANGLES = (0.0, -1.0, 1.0, -2.0, 2.0)  # degrees
+_MIN_SCALE_ROTATED = 0.95  # rotated copies are searched only near full size
 _COARSE = 2  # the first pass visits every second scale, then refines around its best hits
 _MARGIN = 2  # samples of offset searched beyond the frame edge
 
@@ -113,6 +115,22 @@ class _Templates:
         self.pilot = {
             k: whiten(render_cells(layout.pilot, layout.rows * k, layout.cols * k), k) for k in (_K, K_FINE)
         }
+        self.pilot_power = {k: float(np.mean(p**2)) for k, p in self.pilot.items()}
+        self._spectra: dict[tuple[int, ...], np.ndarray] = {}
+
+    def region_spectrum(self, k: int, top: int, left: int, shape: tuple[int, int]) -> np.ndarray:
+        """rfft2 of pilot[top:top+h, left:left+w] (zeros outside the pilot), cached."""
+        key = (k, top, left, *shape)
+        if key not in self._spectra:
+            if len(self._spectra) > 1024:  # frame sizes vary between calls; keep memory bounded
+                self._spectra.clear()
+            self._spectra[key] = sp_fft.rfft2(_padded(self.pilot[k], top, left, *shape))
+        return self._spectra[key]
+
+
+@lru_cache(maxsize=8)
+def _templates(key: bytes, rows: int) -> _Templates:
+    return _Templates(make_layout(key, rows))
 
 
 def _resample(work: np.ndarray, rows: int, scale: float, angle: float, k: int) -> np.ndarray:
@@ -138,12 +156,19 @@ def _padded(template: np.ndarray, top: int, left: int, height: int, width: int) 
     return out
 
 
-def _correlate(v: np.ndarray, template: np.ndarray, dy_range: tuple[int, int], dx_range: tuple[int, int]) -> np.ndarray:
-    """z-map of sum(v * template[dy:, dx:]) over the offset ranges (inclusive)."""
+def _correlate(v: np.ndarray, tpl: _Templates, k: int, dy_range: tuple[int, int], dx_range: tuple[int, int]) -> np.ndarray:
+    """Normalised ``sum(v * pilot[dy:, dx:])`` for every offset in the (inclusive) ranges.
+
+    A circular FFT correlation of the size of the template region is exact for these
+    offsets (no index wraps), and half the size of a linear one; the region's transform
+    is cached because the rotation stage revisits the same scales.
+    """
     hv, wv = v.shape
-    region = _padded(template, dy_range[0], dx_range[0], dy_range[1] - dy_range[0] + hv, dx_range[1] - dx_range[0] + wv)
-    corr = fftconvolve(region, v[::-1, ::-1], mode="valid")
-    norm = float(np.sqrt(np.sum(v * v) * np.mean(template**2))) + 1e-12
+    n_dy, n_dx = dy_range[1] - dy_range[0] + 1, dx_range[1] - dx_range[0] + 1
+    shape = (sp_fft.next_fast_len(n_dy + hv - 1, real=True), sp_fft.next_fast_len(n_dx + wv - 1, real=True))
+    spectrum = tpl.region_spectrum(k, dy_range[0], dx_range[0], shape)
+    corr = sp_fft.irfft2(spectrum * np.conj(sp_fft.rfft2(v, shape)), shape)[:n_dy, :n_dx]
+    norm = float(np.sqrt(np.sum(v * v) * tpl.pilot_power[k])) + 1e-12
     return corr / norm
 
 
@@ -203,11 +228,13 @@ class Accumulator:
         return search_and_decode(work, key=self._key, details={"frames": self._count})
 
 
-def _scan(work: np.ndarray, templates: dict[int, _Templates], angles: tuple[float, ...], coarse: int) -> list[_Candidate]:
+def _scan(work: np.ndarray, templates: dict[int, _Templates], angles: tuple[float, ...], coarse: int,
+          min_scale: float) -> list[_Candidate]:
     """Best pilot hit for every layout, scale (every ``coarse``-th) and angle, best first."""
     found: list[_Candidate] = []
     for rows, tpl in templates.items():
-        for scale in _scales(rows)[::coarse]:
+        scales = _scales(rows)[::coarse]
+        for scale in scales[scales >= min_scale - 1e-9]:
             for angle in angles:
                 found.append(_best_offset(work, tpl, float(scale), angle))
     found.sort(key=lambda c: -c.z)
@@ -218,7 +245,7 @@ def _best_offset(work: np.ndarray, tpl: _Templates, scale: float, angle: float) 
     rows = tpl.layout.rows
     v = _resample(work, rows, scale, angle, _K)
     dyr, dxr = _offset_ranges(v.shape, rows, scale, _K, _MARGIN)
-    zmap = _correlate(v, tpl.pilot[_K], dyr, dxr)
+    zmap = _correlate(v, tpl, _K, dyr, dxr)
     iy, ix = np.unravel_index(int(np.argmax(zmap)), zmap.shape)
     return _Candidate(float(zmap[iy, ix]), rows, scale, angle, int(iy + dyr[0]), int(ix + dxr[0]))
 
@@ -241,7 +268,7 @@ def _refine(work: np.ndarray, cand: _Candidate, tpl: _Templates) -> tuple[np.nda
     v = _resample(work, cand.rows, cand.scale, cand.angle, K_FINE)
     dyr = (cand.dy * ratio - ratio, cand.dy * ratio + ratio)
     dxr = (cand.dx * ratio - ratio, cand.dx * ratio + ratio)
-    zmap = _correlate(v, tpl.pilot[K_FINE], dyr, dxr)
+    zmap = _correlate(v, tpl, K_FINE, dyr, dxr)
     iy, ix = np.unravel_index(int(np.argmax(zmap)), zmap.shape)
     return v, int(iy + dyr[0]), int(ix + dxr[0]), float(zmap[iy, ix])
 
@@ -249,19 +276,22 @@ def _refine(work: np.ndarray, cand: _Candidate, tpl: _Templates) -> tuple[np.nda
 def search_and_decode(work: np.ndarray, *, key: bytes, details: dict[str, Any] | None = None) -> Detection:
     """Find and decode the mark in an (aggregated) luma image, float32 (h, w).
 
-    Two stages, each with half of the decode attempts: upright copies first (cheap, and
-    almost every real copy), then small rotations only if the first stage found nothing.
+    Two stages, each with half of the decode attempts: upright copies at every scale
+    first (almost every real copy), then small rotations near full size only if the first
+    stage found nothing.
     """
     info = dict(details or {})
     n_coded = ecc.coded_length(INFO_BITS)
     if float(np.std(work)) < 1e-3:
         info["reason"] = "constant image"
         return Detection(None, 0.0, np.zeros(n_coded), info)
-    templates = {rows: _Templates(make_layout(key, rows)) for rows in LAYOUT_ROWS}
+    templates = {rows: _templates(key, rows) for rows in LAYOUT_ROWS}
     mask = keyed_mask(key)
     state: dict[str, Any] = {"attempts": 0, "best_z": 0.0}
-    for angles in ((0.0,), tuple(a for a in _ANGLES if a)):
-        candidates = _scan(work, templates, angles, _COARSE)[: MAX_DECODE_ATTEMPTS // 2]
+    stages = (((0.0,), _MIN_SCALE), (tuple(a for a in _ANGLES if a), _MIN_SCALE_ROTATED))
+    for angles, min_scale in stages:
+        candidates = _scan(work, templates, angles, _COARSE, min_scale)[: MAX_DECODE_ATTEMPTS // 2]
+        info.setdefault("upright_z", candidates[0].z)
         for cand in candidates:
             tpl = templates[cand.rows]
             cand = _refine_scale(work, cand, tpl, _COARSE * (_scales(cand.rows)[0] - _scales(cand.rows)[1]))
