@@ -262,3 +262,24 @@ def test_export_lines_recompute_to_the_same_hashes(filled: Ledger) -> None:
         assert event_hash(line["seq"], line["kind"], line["actor"], line["created_at"], line["data"], prev) == line["hash"]
         prev = line["hash"]
     assert [line["seq"] for line in lines if line["type"] == "checkpoint"] == [5, 10]
+
+
+def test_sqlite_time_layout_edit_is_named(filled: Ledger) -> None:
+    """'2026-11-22 02:15:01.000123' -> '2026-11-22T02:15:01.000123' is the same instant but not the stored bytes."""
+    if _is_pg(filled):
+        pytest.skip("PostgreSQL stores timestamps as values, not text")
+    (old,) = _sql(filled, "SELECT created_at FROM events WHERE seq = :s", s=MIDDLE)[0]
+    _sql(filled, "UPDATE events SET created_at = :v WHERE seq = :s", v=old[:10] + "T" + old[11:], s=MIDDLE)
+    report = filled.verify()
+    assert (report.ok, report.first_bad_seq) == (False, MIDDLE), report.reason
+
+
+def test_a_clock_in_another_zone_still_verifies(backend_url: str, studio_key: Any) -> None:  # noqa: F811
+    from datetime import timedelta, timezone
+
+    paris = timezone(timedelta(hours=1))
+    with Ledger.open(backend_url, studio_key=studio_key, checkpoint_every=2, clock=lambda: datetime.now(paris)) as ledger:
+        for i in range(3):
+            ledger.append("note", {"i": i}, actor="a")
+        assert ledger.verify().ok
+        assert all(e.created_at.utcoffset() == timedelta(0) for e in ledger.events())

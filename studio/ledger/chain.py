@@ -3,16 +3,16 @@
 Pure functions over plain values, so that ``Ledger.verify`` and an external auditor working
 from ``log export`` compute exactly the same thing.
 
-Event hash (v1)::
+Event hash (v1): SHA-256 over the UTF-8 bytes of ::
 
-    sha256( ascii JSON array, no spaces:
-            ["avatar-studio/ledger/event/v1", seq, kind, actor, created_at, data, prev_hash] )
+    avatar-studio/ledger/event/v1|<seq>|<len>:<kind>|<len>:<actor>|<created_at>|<len>:<data>|<len>:<prev_hash>
 
-where ``created_at`` is the UTC ISO-8601 form with microseconds (``2026-11-22T02:15:01.000123+00:00``),
-``data`` is the RFC 8785 canonical JSON text of the event's payload (hashed as a string, so the
-stored bytes are what is covered) and ``prev_hash`` is the previous event's hash (64 zeros for
-seq 1). A JSON array of strings and integers is unambiguous, and the C JSON encoder keeps
-verification of 100,000 events well under a second of hashing.
+``<len>`` is the length of the following field in characters, which makes the encoding
+unambiguous whatever the fields contain; ``created_at`` is the UTC ISO-8601 form with
+microseconds (``2026-11-22T02:15:01.000123+00:00``); ``data`` is the RFC 8785 canonical JSON
+text of the event's payload, hashed as stored; ``prev_hash`` is the previous event's hash (64
+zeros for seq 1). It is a plain string format rather than JSON so that verification of
+100,000 events costs well under a second of hashing.
 
 Checkpoint signature: Ed25519 by the studio key over the same kind of array,
 ``["avatar-studio/ledger/checkpoint/v1", seq, head_hash, created_at, studio_did]``.
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,6 +39,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 GENESIS_HASH = "0" * 64
+_SQLITE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}")
 _EVENT_DOMAIN = "avatar-studio/ledger/event/v1"
 _CHECKPOINT_DOMAIN = "avatar-studio/ledger/checkpoint/v1"
 
@@ -105,16 +107,29 @@ def format_time(value: datetime) -> str:
 
 
 def _coerce_time(value: datetime | str) -> str:
-    # SQLite hands the raw stored text back when verify() reads it untyped; PostgreSQL a datetime.
-    if isinstance(value, str):
-        return format_time(datetime.fromisoformat(value))
-    return format_time(value)
+    """``format_time`` of a value read raw from the database.
+
+    PostgreSQL returns datetimes. SQLite returns the stored text, which SQLAlchemy always
+    writes as ``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC); anything else in that column was not
+    written by the ledger. Slicing that exact layout is injective, so any one-byte edit either
+    breaks the layout (ValueError) or changes the hashed time.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is timezone.utc:
+            return value.isoformat(timespec="microseconds")
+        return format_time(value)
+    if not isinstance(value, str) or len(value) != 26 or not _SQLITE_TIME.fullmatch(value):
+        raise ValueError("not a ledger timestamp")
+    return f"{value[:10]}T{value[11:]}+00:00"
 
 
 def event_hash(seq: int, kind: str, actor: str, created_at: str, data: str, prev_hash: str) -> str:
     """SHA-256 (hex) of one event; ``created_at`` already formatted by ``format_time``."""
-    preimage = json.dumps([_EVENT_DOMAIN, seq, kind, actor, created_at, data, prev_hash], separators=(",", ":"))
-    return hashlib.sha256(preimage.encode("ascii")).hexdigest()
+    preimage = (
+        f"{_EVENT_DOMAIN}|{seq}|{len(kind)}:{kind}|{len(actor)}:{actor}|{created_at}"
+        f"|{len(data)}:{data}|{len(prev_hash)}:{prev_hash}"
+    )
+    return hashlib.sha256(preimage.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def checkpoint_message(seq: int, head_hash: str, created_at: str, studio_did: str) -> bytes:
