@@ -69,7 +69,7 @@ _register_top_level()
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     try:
-        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False, prog_name="avatar-studio")
+        rc = app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False, prog_name="avatar-studio")
     except _common.Invalid as exc:
         typer.echo(f"invalid: {exc}", err=True)
         return 1
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except _EXIT as exc:
         return exc.exit_code
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

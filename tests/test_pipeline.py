@@ -170,3 +170,21 @@ def test_killed_render_leaves_no_output_and_is_marked_failed(tmp_path, astronaut
     record = restarted.ledger.find_render(started[-1].data["render_id"])
     assert record.status == "failed"
     assert restarted.ledger.verify().ok
+
+
+def test_audit_finds_the_render_in_the_ledger(studio, capsys):
+    from studio.audit import audit_video
+    from studio.cli import main
+
+    pipeline, demo, clip = studio
+    result = pipeline.render(_request(demo, clip, purpose="film"))
+    report = audit_video(result.video_path, config=pipeline.config, ledger=pipeline.ledger)
+    assert report.exit_code == 0
+    assert report.ledger["render_id"] == result.render_id
+    assert report.ledger["credential_id"] == demo.credential_id
+    assert report.ledger["exact_delivered_file"] is True
+    assert report.ledger["credential_revoked_now"] is False
+    # The same through the CLI, which opens the ledger of the data folder itself.
+    rc = main(["--home", str(pipeline.config.home), "audit", "inspect", str(result.video_path)])
+    out = capsys.readouterr().out
+    assert rc == 0 and f"render {result.render_id} (finished)" in out

@@ -1,0 +1,319 @@
+"""Auditing: tell, for any video file, whether and how it came from this studio.
+
+``inspect_video(path, config) -> AuditReport`` reads the file; ``audit_video`` adds the ledger
+record. The CLI (``avatar-studio audit inspect``) and the web app only print the report. Two
+independent witnesses are read:
+
+* the invisible **watermark** in the pixels (survives re-encoding, cropping, stripping of
+  metadata), decoded with this studio's secret key;
+* the **C2PA manifest** in the file (says what the file is and who signed it, but any
+  re-mux drops it), validated against this studio's own certificate authority.
+
+Exit codes (for scripts; also in ``--help`` and docs/provenance.md):
+
+  0  ours, intact: watermark found, manifest trusted and naming the same payload
+  2  bad input: not a video, empty, truncated or unreadable
+  3  watermark found but the manifest is missing (stripped, e.g. re-encoded or re-muxed)
+  4  watermark found but the manifest is invalid (tampered), signed by someone else,
+     or does not match the watermark
+  5  no watermark found (not ours, or this studio has no watermark key)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from studio.config import StudioConfig
+
+EXIT_OURS = 0
+EXIT_BAD_INPUT = 2
+EXIT_MANIFEST_MISSING = 3
+EXIT_MANIFEST_BAD = 4
+EXIT_NO_WATERMARK = 5
+
+WatermarkStatus = Literal["found", "not found", "no key"]
+_CHUNK = 16  # frames per detection batch: bounded memory for long videos
+_CA_FILE = Path("c2pa") / "ca.pem"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatermarkFinding:
+    """What the pixels say: ``found`` (payload decoded), ``not found``, or ``no key`` (cannot look)."""
+
+    status: WatermarkStatus
+    payload: int | None = None
+    confidence: float | None = None
+    frames: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "payload": None if self.payload is None else f"{self.payload:012x}",
+            "confidence": self.confidence,
+            "frames": self.frames,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditReport:
+    """Everything known about one video, and the verdict a script acts on (``exit_code``).
+
+    ``ledger`` is reserved for the studio's own record of the render (filled by the ledger
+    lookup; None when not looked up).
+    """
+
+    file_name: str
+    watermark: WatermarkFinding
+    manifest: Any  # watermark.provenance.ManifestReport (imported lazily)
+    ledger: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def consistent(self) -> bool:
+        """The manifest's soft binding names the payload found in the pixels."""
+        return self.watermark.payload is not None and self.manifest.watermark_payload == self.watermark.payload
+
+    @property
+    def exit_code(self) -> int:
+        if self.watermark.status != "found":
+            return EXIT_NO_WATERMARK
+        if self.manifest.status == "missing":
+            return EXIT_MANIFEST_MISSING
+        if self.manifest.status == "trusted" and self.consistent:
+            return EXIT_OURS
+        return EXIT_MANIFEST_BAD
+
+    @property
+    def verdict(self) -> str:
+        code = self.exit_code
+        if code == EXIT_OURS:
+            return "made by this studio; watermark and trusted manifest agree"
+        if code == EXIT_MANIFEST_MISSING:
+            return "made by this studio, but its provenance manifest was stripped"
+        if code == EXIT_MANIFEST_BAD:
+            if self.manifest.status in ("trusted", "valid") and not self.consistent:
+                return "watermark from this studio, but the manifest names a different render"
+            if self.manifest.status == "invalid":
+                return "watermark from this studio, but the file was altered after signing"
+            return "watermark from this studio, but the manifest was signed by someone else"
+        if self.watermark.status == "no key":
+            return "unknown: this studio has no watermark key to look for its mark"
+        return "no watermark of this studio found"
+
+    def to_markdown(self) -> str:
+        """The report for a web page: the verdict first, then the facts."""
+        facts = "\n".join(f"    {line}" for line in format_report(self)[:-1])
+        return f"**{self.verdict}** (exit code {self.exit_code})\n\n{facts}\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file_name,
+            "watermark": self.watermark.to_dict(),
+            "manifest": self.manifest.to_dict(),
+            "consistent": self.consistent,
+            "ledger": self.ledger,
+            "notes": list(self.notes),
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+        }
+
+
+def inspect_video(
+    path: Path,
+    config: StudioConfig,
+    *,
+    watermark_key: bytes | None = None,
+    trust_anchor_pem: str | None = None,
+    max_frames: int | None = None,
+) -> AuditReport:
+    """Read the watermark and the C2PA manifest of ``path`` (raises UnreadableMedia for bad input).
+
+    The key and trust anchor default to the studio's own files under ``config.home``; a caller
+    that already holds them (the web app's pipeline) passes them in. Nothing is created.
+    ``max_frames`` bounds the work on long videos (the mark is in every frame; more frames
+    only add confidence).
+    """
+    from watermark.errors import NotAnMp4, UnreadableMedia
+    from watermark.provenance import ManifestReport, read_manifest
+
+    if not path.is_file():
+        raise UnreadableMedia("the video file does not exist or is not a file")
+    notes: list[str] = []
+    anchor = trust_anchor_pem if trust_anchor_pem is not None else _studio_trust_anchor(config)
+    try:
+        manifest = read_manifest(path, trust_anchor_pem=anchor)
+    except NotAnMp4:
+        # Another container (WebM, MKV, ...) cannot carry our manifest, but may still carry the mark.
+        manifest = ManifestReport(status="missing")
+        notes.append("not an MP4 container, so it cannot carry a C2PA manifest")
+    if anchor is None:
+        notes.append("this studio has no C2PA certificate yet, so no manifest can be trusted")
+    key = watermark_key if watermark_key is not None else _watermark_key(config)
+    watermark = _read_watermark(path, key, max_frames=max_frames)
+    return AuditReport(file_name=path.name, watermark=watermark, manifest=manifest, notes=notes)
+
+
+def format_report(report: AuditReport) -> list[str]:
+    """The human-readable report, one line per fact."""
+    mark, manifest = report.watermark, report.manifest
+    lines = [f"file:       {report.file_name}"]
+    if mark.status == "found":
+        lines.append(
+            f"watermark:  found  payload {mark.payload:012x}  confidence {mark.confidence:.3f}  ({mark.frames} frames)"
+        )
+    else:
+        lines.append(f"watermark:  {mark.status}" + (f"  ({mark.frames} frames)" if mark.frames else ""))
+    lines.append(f"manifest:   {manifest.status}" + (f"  signed by {manifest.signer!r}" if manifest.signer else ""))
+    if manifest.status != "missing":
+        payload = "none" if manifest.watermark_payload is None else f"{manifest.watermark_payload:012x}"
+        lines.append(f"            render {manifest.render_id}  consent {manifest.consent_id}")
+        lines.append(f"            source {manifest.digital_source_type}")
+        agreement = "matches the watermark" if report.consistent else "does not match the watermark"
+        lines.append(f"            soft binding payload {payload} ({agreement})")
+    lines.extend(f"  failure:  {failure}" for failure in manifest.failures)
+    if report.ledger is not None:
+        lines.extend(_ledger_lines(report.ledger))
+    lines.extend(f"note:       {note}" for note in report.notes)
+    lines.append(f"verdict:    {report.verdict} (exit {report.exit_code})")
+    return lines
+
+
+def _ledger_lines(entry: dict[str, Any]) -> list[str]:
+    if not entry.get("found"):
+        return ["ledger:     no render with this watermark in this studio's ledger"]
+    revoked = "REVOKED now" if entry["credential_revoked_now"] else "not revoked"
+    exact = "the exact delivered file" if entry["exact_delivered_file"] else "a modified copy (re-encoded, cut or edited)"
+    return [
+        f"ledger:     render {entry['render_id']} ({entry['status']}) by {entry['operator']} at {entry['rendered_at']}",
+        f"            credential {entry['credential_id']} ({revoked}); purpose {entry['purpose']}; project {entry['project']}",
+        f"            this file is {exact}",
+    ]
+
+
+def _studio_trust_anchor(config: StudioConfig) -> str | None:
+    ca = config.home / _CA_FILE
+    return ca.read_text() if ca.is_file() else None
+
+
+def _watermark_key(config: StudioConfig) -> bytes | None:
+    """The studio's watermark key, or None when this studio never made one (an audit creates nothing)."""
+    from studio.identity import WATERMARK_KEY_FILE, load_or_create_watermark_key
+
+    if not (config.keys_dir / WATERMARK_KEY_FILE).is_file():
+        return None
+    return load_or_create_watermark_key(config)
+
+
+def _read_watermark(path: Path, key: bytes | None, *, max_frames: int | None) -> WatermarkFinding:
+    frames = 0
+    accumulator = None
+    if key is not None:
+        from watermark import Watermarker
+
+        accumulator = Watermarker(key).accumulator()
+    for chunk in _frame_chunks(path, max_frames=max_frames):  # decode even without a key: proves it is a video
+        frames += len(chunk)
+        if accumulator is not None:
+            accumulator.add(chunk)
+    if accumulator is None:
+        return WatermarkFinding(status="no key", frames=frames)
+    detection = accumulator.result()
+    if detection.payload is None:
+        return WatermarkFinding(status="not found", confidence=float(detection.confidence), frames=frames)
+    return WatermarkFinding(
+        status="found", payload=int(detection.payload), confidence=float(detection.confidence), frames=frames
+    )
+
+
+def _frame_chunks(path: Path, *, max_frames: int | None = None) -> Iterator[Any]:
+    """RGB frames in chunks of ``(t, H, W, 3)`` uint8; UnreadableMedia if there is no decodable video."""
+    import av
+    import numpy as np
+
+    from watermark.errors import UnreadableMedia
+
+    batch: list[Any] = []
+    decoded = 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise UnreadableMedia("the file has no video stream")
+            for frame in container.decode(video=0):
+                batch.append(frame.to_ndarray(format="rgb24"))  # (H, W, 3)
+                decoded += 1
+                if len(batch) == _CHUNK:
+                    yield np.stack(batch)  # (t, H, W, 3)
+                    batch = []
+                if max_frames is not None and decoded >= max_frames:
+                    break
+    except av.FFmpegError as exc:
+        if decoded == 0:
+            raise UnreadableMedia("the file is not a readable video") from exc
+    if batch:
+        yield np.stack(batch)
+    if decoded == 0:
+        raise UnreadableMedia("the file contains no decodable video frames")
+
+
+def audit_video(
+    path: Path,
+    *,
+    config: StudioConfig,
+    ledger: Any | None = None,
+    watermark_key: bytes | None = None,
+    trust_anchor_pem: str | None = None,
+    max_frames: int | None = None,
+) -> AuditReport:
+    """``inspect_video`` plus this studio's ledger record of the render the mark names.
+
+    The ledger is opened from ``config`` when not given (and only if it exists: an audit
+    creates nothing). The record says who rendered it, when, under which credential, whether
+    that credential is revoked now, and whether the file is the exact delivered bytes.
+    """
+    import dataclasses
+
+    report = inspect_video(path, config, watermark_key=watermark_key, trust_anchor_pem=trust_anchor_pem,
+                           max_frames=max_frames)
+    if ledger is None:
+        ledger = _open_existing_ledger(config)
+    if ledger is None:
+        return dataclasses.replace(report, notes=[*report.notes, "no ledger in this data folder"])
+    payload = report.watermark.payload
+    if payload is None and report.manifest.status == "trusted":
+        payload = report.manifest.watermark_payload
+    if payload is None:
+        return report
+    record = ledger.find_render_by_payload(payload)
+    if record is None:
+        entry: dict[str, Any] = {"found": False}
+        return dataclasses.replace(report, ledger=entry, notes=[*report.notes, "the watermark names no render in this ledger"])
+    from studio.media import sha256_file
+
+    entry = {
+        "found": True,
+        "render_id": record.render_id,
+        "status": record.status,
+        "operator": record.operator,
+        "rendered_at": record.created_at.isoformat(),
+        "credential_id": record.credential_id,
+        "purpose": record.purpose,
+        "project": record.project,
+        "credential_revoked_now": bool(
+            record.credential_id and ledger.revocation_status().is_revoked(record.credential_id)
+        ),
+        "exact_delivered_file": record.output_sha256 == sha256_file(path),
+    }
+    return dataclasses.replace(report, ledger=entry)
+
+
+def _open_existing_ledger(config: StudioConfig) -> Any | None:
+    from studio.identity import load_or_create_studio_key
+    from studio.ledger import Ledger
+
+    if config.database_url is None and not (config.home / "ledger.sqlite3").exists():
+        return None
+    return Ledger.open(config.sqlalchemy_url, studio_key=load_or_create_studio_key(config), upgrade=False)
