@@ -17,7 +17,7 @@ Pipeline per clip (options as in ``AnimationOptions``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -51,8 +51,10 @@ class LandmarkAnimator(Animator):
         self.face_index = face_index
 
     # -- step 1 --------------------------------------------------------------------------------
-    def _prepare_source(self, source: np.ndarray, options: AnimationOptions):
-        """(working image, its mesh (N, 3) px, paste-back or None)."""
+    def _prepare_source(
+        self, source: np.ndarray, options: AnimationOptions
+    ) -> tuple[np.ndarray, np.ndarray, PasteBack | None]:
+        """(working image (h, w, 3), its mesh (N, 3) in that image's px, paste-back or None)."""
         face = self.analyzer.analyze(source, face_index=self.face_index)
         if options.paste_back:
             box = plan_crop(face, source.shape)
@@ -83,7 +85,7 @@ class LandmarkAnimator(Animator):
         image, points, paste = self._prepare_source(source, options)
         kp_model = MeshKeypoints(points, num_keypoints=self.num_keypoints)
         warp = DenseWarp(image, points, kp_model.source)
-        finish = paste if paste is not None else (lambda frame: frame)
+        finish: Callable[[np.ndarray], np.ndarray] = paste if paste is not None else (lambda frame: frame)
 
         if options.find_best_frame:
             tracked = list(self._driving_landmarks(driving))
@@ -138,7 +140,9 @@ def _hold_last_good(poses: list[np.ndarray | None]) -> list[np.ndarray]:
     return filled
 
 
-def _hold_streaming(tracked: Iterable[tuple[np.ndarray | None, tuple[int, int]]]):
+def _hold_streaming(
+    tracked: Iterable[tuple[np.ndarray | None, tuple[int, int]]],
+) -> Iterator[tuple[np.ndarray | None, tuple[int, int]]]:
     """Streaming variant: hold the last good pose; before the first one there is none (None),
     and a clip that never shows a face is an error once it ends."""
     last = None
