@@ -56,7 +56,7 @@ def bulk_chain(url: str, key: object, *, events: int, checkpoint_every: int = 10
     did = did_key_from_public(key.public_key())  # type: ignore[attr-defined]
     engine = create_engine(url)
     start_time = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    prev, batch, checkpoints = GENESIS_HASH, [], []
+    prev, batch, checkpoints, last_sig = GENESIS_HASH, [], [], ""
     with engine.begin() as conn:
         for seq in range(1, events + 1):
             when = start_time + timedelta(milliseconds=seq)
@@ -64,8 +64,13 @@ def bulk_chain(url: str, key: object, *, events: int, checkpoint_every: int = 10
             digest = event_hash(seq, "render.started", "bench", format_time(when), data, prev)
             batch.append(dict(seq=seq, kind="render.started", actor="bench", created_at=when, data=data, prev_hash=prev, hash=digest))
             if seq % checkpoint_every == 0:
-                sig = sign_checkpoint(key, seq=seq, head_hash=digest, created_at=when, studio_did=did)  # type: ignore[arg-type]
-                checkpoints.append(dict(seq=seq, head_hash=digest, created_at=when, studio_did=did, signature=sig))
+                sig = sign_checkpoint(
+                    key, seq=seq, head_hash=digest, created_at=when, studio_did=did, prev_signature=last_sig  # type: ignore[arg-type]
+                )
+                checkpoints.append(
+                    dict(seq=seq, head_hash=digest, created_at=when, studio_did=did, signature=sig, prev_signature=last_sig)
+                )
+                last_sig = sig
             prev = digest
             if len(batch) == 5000:
                 conn.execute(insert(EventRow), batch)

@@ -191,7 +191,7 @@ def test_consistent_rewrite_is_caught_by_the_next_checkpoint(filled: Ledger) -> 
     assert "rewritten" in (report.reason or "")
 
 
-@pytest.mark.parametrize("column", ["head_hash", "signature", "studio_did", "created_at"])
+@pytest.mark.parametrize("column", ["head_hash", "signature", "studio_did", "created_at", "prev_signature"])
 def test_edited_checkpoint_is_named(filled: Ledger, column: str) -> None:
     if column == "created_at":
         (old,) = _sql(filled, "SELECT CAST(created_at AS TEXT) FROM checkpoints WHERE seq = 10")[0]
@@ -210,23 +210,35 @@ def test_checkpoint_forged_with_another_key_is_named(filled: Ledger) -> None:
     from studio.ledger.chain import sign_checkpoint
 
     head = filled.events()[-1]
+    last_signature = filled.checkpoints()[-1].signature
     mallory = generate_keypair()
     for did in (did_key_from_public(mallory.public_key()), filled.studio_did):
         _sql(filled, "DELETE FROM checkpoints WHERE seq = 12")
         created = head.created_at
-        sig = sign_checkpoint(mallory, seq=12, head_hash=head.hash, created_at=created, studio_did=did)
+        sig = sign_checkpoint(
+            mallory, seq=12, head_hash=head.hash, created_at=created, studio_did=did, prev_signature=last_signature
+        )
         cast = "CAST(:t AS TIMESTAMP WITH TIME ZONE)" if _is_pg(filled) else ":t"
         stored = format_time(created) if _is_pg(filled) else created.strftime("%Y-%m-%d %H:%M:%S.%f")
         _sql(
             filled,
-            f"INSERT INTO checkpoints (seq, head_hash, created_at, studio_did, signature) VALUES (12, :h, {cast}, :d, :g)",
+            "INSERT INTO checkpoints (seq, head_hash, created_at, studio_did, signature, prev_signature) "
+            f"VALUES (12, :h, {cast}, :d, :g, :p)",
             h=head.hash,
             t=stored,
             d=did,
             g=sig,
+            p=last_signature,
         )
         report = filled.verify()
         assert (report.ok, report.first_bad_seq) == (False, 12), report.reason
+
+
+def test_deleted_checkpoint_is_named_at_the_next_one(filled: Ledger) -> None:
+    _sql(filled, "DELETE FROM checkpoints WHERE seq = 5")
+    report = filled.verify()
+    assert (report.ok, report.first_bad_seq) == (False, 10), report.reason
+    assert "does not follow" in (report.reason or "")
 
 
 def test_truncation_past_a_checkpoint_is_named(filled: Ledger) -> None:

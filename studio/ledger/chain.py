@@ -14,8 +14,10 @@ text of the event's payload, hashed as stored; ``prev_hash`` is the previous eve
 zeros for seq 1). It is a plain string format rather than JSON so that verification of
 100,000 events costs well under a second of hashing.
 
-Checkpoint signature: Ed25519 by the studio key over the same kind of array,
-``["avatar-studio/ledger/checkpoint/v1", seq, head_hash, created_at, studio_did]``.
+Checkpoint signature: Ed25519 by the studio key over the compact JSON array
+``["avatar-studio/ledger/checkpoint/v1", seq, head_hash, created_at, studio_did, prev_signature]``;
+``prev_signature`` (the previous checkpoint's signature, "" for the first) chains the
+checkpoints, so deleting one that is not the last is found too.
 
 What verification can and cannot prove (see ``docs/ledger.md``): any edit, deletion, insertion or
 reordering of events is found, as is any edited or forged checkpoint. Someone with write access
@@ -45,8 +47,8 @@ _CHECKPOINT_DOMAIN = "avatar-studio/ledger/checkpoint/v1"
 
 EventTuple = tuple[int, str, str, "datetime | str", str, str, str]
 """(seq, kind, actor, created_at, data, prev_hash, hash) as read from the database."""
-CheckpointTuple = tuple[int, int, str, "datetime | str", str, str]
-"""(id, seq, head_hash, created_at, studio_did, signature) as read from the database."""
+CheckpointTuple = tuple[int, int, str, "datetime | str", str, str, str]
+"""(id, seq, head_hash, created_at, studio_did, signature, prev_signature) as read from the database."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Checkpoint:
     created_at: datetime
     studio_did: str
     signature: str
+    prev_signature: str
 
 
 @dataclass(frozen=True)
@@ -132,14 +135,16 @@ def event_hash(seq: int, kind: str, actor: str, created_at: str, data: str, prev
     return hashlib.sha256(preimage.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def checkpoint_message(seq: int, head_hash: str, created_at: str, studio_did: str) -> bytes:
-    return json.dumps([_CHECKPOINT_DOMAIN, seq, head_hash, created_at, studio_did], separators=(",", ":")).encode(
-        "ascii"
-    )
+def checkpoint_message(seq: int, head_hash: str, created_at: str, studio_did: str, prev_signature: str) -> bytes:
+    fields = [_CHECKPOINT_DOMAIN, seq, head_hash, created_at, studio_did, prev_signature]
+    return json.dumps(fields, separators=(",", ":")).encode("ascii")
 
 
-def sign_checkpoint(key: Ed25519PrivateKey, *, seq: int, head_hash: str, created_at: datetime, studio_did: str) -> str:
-    return key.sign(checkpoint_message(seq, head_hash, format_time(created_at), studio_did)).hex()
+def sign_checkpoint(
+    key: Ed25519PrivateKey, *, seq: int, head_hash: str, created_at: datetime, studio_did: str, prev_signature: str
+) -> str:
+    message = checkpoint_message(seq, head_hash, format_time(created_at), studio_did, prev_signature)
+    return key.sign(message).hex()
 
 
 @dataclass(frozen=True)
@@ -179,15 +184,19 @@ def _check_checkpoint(
     heads: dict[int, str],
     head_seq: int,
     previous_good: int,
+    previous_signature: str,
 ) -> _Finding | None:
     """A bad checkpoint names its own seq; a rewrite it exposes names the start of its range."""
-    _id, seq, head_hash, created_at, studio_did, signature = row
+    _id, seq, head_hash, created_at, studio_did, signature, prev_signature = row
     if studio_did != did:
         return _Finding(seq, f"checkpoint at seq {seq} names another studio key (forged)")
     try:
-        key.verify(bytes.fromhex(signature), checkpoint_message(seq, head_hash, _coerce_time(created_at), studio_did))
+        message = checkpoint_message(seq, head_hash, _coerce_time(created_at), studio_did, prev_signature)
+        key.verify(bytes.fromhex(signature), message)
     except (InvalidSignature, ValueError, TypeError):
         return _Finding(seq, f"checkpoint at seq {seq} has an invalid signature (edited or forged)")
+    if prev_signature != previous_signature:
+        return _Finding(seq, f"checkpoint at seq {seq} does not follow the previous checkpoint (one was deleted)")
     if seq > head_seq:
         return _Finding(
             head_seq + 1, f"events after seq {head_seq} are gone but checkpoint at seq {seq} signed them (truncated)"
@@ -210,20 +219,26 @@ def verify_chain(
     """Recompute every hash and link, check every checkpoint; report the first bad seq."""
     ordered = sorted(checkpoints, key=lambda c: (c[1], c[0]))
     checked, head_seq, heads, event_finding = _walk_events(events, {c[1] for c in ordered})
-    finding, previous_good = event_finding, 0
+    finding, previous_good, previous_signature = event_finding, 0, ""
     checked_checkpoints = 0
     for row in ordered:
         if event_finding is not None and row[1] >= event_finding.seq:
             break  # this checkpoint covers rows already known bad; the earlier finding stands
         checked_checkpoints += 1
         problem = _check_checkpoint(
-            row, key=studio_key, did=studio_did, heads=heads, head_seq=head_seq, previous_good=previous_good
+            row,
+            key=studio_key,
+            did=studio_did,
+            heads=heads,
+            head_seq=head_seq,
+            previous_good=previous_good,
+            previous_signature=previous_signature,
         )
         if problem is not None:
             if finding is None or problem.seq < finding.seq:
                 finding = problem
             break
-        previous_good = row[1]
+        previous_good, previous_signature = row[1], row[5]
     if finding is not None:
         return ChainReport(False, checked, checked_checkpoints, finding.seq, finding.reason, head_seq=head_seq)
     last_signed = ordered[-1][1] if ordered else 0

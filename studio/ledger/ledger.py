@@ -90,7 +90,7 @@ def _event_from_row(row: EventRow) -> Event:
 
 
 def _checkpoint_from_row(row: CheckpointRow) -> Checkpoint:
-    return Checkpoint(row.seq, row.head_hash, as_utc(row.created_at), row.studio_did, row.signature)
+    return Checkpoint(row.seq, row.head_hash, as_utc(row.created_at), row.studio_did, row.signature, row.prev_signature)
 
 
 class Ledger:
@@ -196,9 +196,16 @@ class Ledger:
         return Event(seq, kind, actor, now, data, prev, digest)
 
     def _add_checkpoint(self, session: Session, seq: int, head_hash: str, now: datetime) -> Checkpoint:
-        signature = sign_checkpoint(self._key, seq=seq, head_hash=head_hash, created_at=now, studio_did=self._did)
-        session.add(CheckpointRow(seq=seq, head_hash=head_hash, created_at=now, studio_did=self._did, signature=signature))
-        return Checkpoint(seq, head_hash, now, self._did, signature)
+        last = session.scalar(select(CheckpointRow.signature).order_by(CheckpointRow.id.desc()).limit(1)) or ""
+        signature = sign_checkpoint(
+            self._key, seq=seq, head_hash=head_hash, created_at=now, studio_did=self._did, prev_signature=last
+        )
+        session.add(
+            CheckpointRow(
+                seq=seq, head_hash=head_hash, created_at=now, studio_did=self._did, signature=signature, prev_signature=last
+            )
+        )
+        return Checkpoint(seq, head_hash, now, self._did, signature, last)
 
     def append(self, kind: str, data: dict[str, Any], *, actor: str) -> Event:
         """Append one event (low level: domain methods below also update their tables)."""
@@ -282,6 +289,7 @@ class Ledger:
                     "created_at": format_time(row.created_at),
                     "studio_did": row.studio_did,
                     "signature": row.signature,
+                    "prev_signature": row.prev_signature,
                 }
                 fp.write(json.dumps(line) + "\n")
                 count += 1
@@ -525,7 +533,7 @@ class Ledger:
 # text path in chain.verify_chain and no datetime objects are built for 100,000 rows.
 _PG_TIME = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
 _SELECT_EVENTS = "SELECT seq, kind, actor, {time}, data, prev_hash, hash FROM events ORDER BY seq"
-_SELECT_CHECKPOINTS = "SELECT id, seq, head_hash, {time}, studio_did, signature FROM checkpoints"
+_SELECT_CHECKPOINTS = "SELECT id, seq, head_hash, {time}, studio_did, signature, prev_signature FROM checkpoints"
 
 
 def _select(template: str, *, postgres: bool) -> str:

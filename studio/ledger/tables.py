@@ -57,6 +57,7 @@ class CheckpointRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     studio_did: Mapped[str] = mapped_column(String(200))
     signature: Mapped[str] = mapped_column(String(128))  # hex Ed25519 signature
+    prev_signature: Mapped[str] = mapped_column(String(128))  # the previous checkpoint's ("" for the first)
 
 
 class IssuerRow(Base):

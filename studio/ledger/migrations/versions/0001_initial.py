@@ -40,6 +40,7 @@ def upgrade() -> None:
         _when("created_at"),
         sa.Column("studio_did", sa.String(200), nullable=False),
         sa.Column("signature", sa.String(128), nullable=False),
+        sa.Column("prev_signature", sa.String(128), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_checkpoints_seq", "checkpoints", ["seq"])
