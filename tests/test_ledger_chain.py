@@ -106,6 +106,12 @@ def test_unreadable_created_at_is_named(filled: Ledger) -> None:
     report = filled.verify()
     assert (report.ok, report.first_bad_seq) == (False, MIDDLE)
     assert "unreadable" in (report.reason or "")
+    import io
+    import json
+
+    fp = io.StringIO()
+    filled.export_jsonl(fp)  # an auditor can still export what is there
+    assert json.loads(fp.getvalue().splitlines()[MIDDLE - 1])["created_at"] == "not a time"
 
 
 def test_edited_seq_is_named(filled: Ledger) -> None:

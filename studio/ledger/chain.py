@@ -126,6 +126,14 @@ def _coerce_time(value: datetime | str) -> str:
     return f"{value[:10]}T{value[11:]}+00:00"
 
 
+def time_text(value: datetime | str) -> str:
+    """A stored timestamp as hashed (see ``_coerce_time``), or the raw text when it is unreadable."""
+    try:
+        return _coerce_time(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def event_hash(seq: int, kind: str, actor: str, created_at: str, data: str, prev_hash: str) -> str:
     """SHA-256 (hex) of one event; ``created_at`` already formatted by ``format_time``."""
     preimage = (

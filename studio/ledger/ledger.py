@@ -35,6 +35,7 @@ from studio.ledger.chain import (
     event_hash,
     format_time,
     sign_checkpoint,
+    time_text,
     verify_chain,
 )
 from studio.ledger.errors import (
@@ -220,11 +221,12 @@ class Ledger:
                 raise LedgerEmpty("the ledger has no events to checkpoint yet")
             return self._add_checkpoint(session, head.seq, head.hash, self._now())
 
-    def verify(self) -> ChainReport:
-        """Recompute every hash, link and checkpoint signature from one consistent snapshot.
+    @contextmanager
+    def _snapshot(self) -> Iterator[tuple[list[tuple[Any, ...]], Generator[tuple[Any, ...], None, None]]]:
+        """Checkpoints and a stream of events from one consistent snapshot, read raw and untyped.
 
-        Rows are read through the raw DB-API cursor, untyped: SQLite's stored timestamp text is
-        checked byte for byte, and 100,000 rows cost no ORM or Row objects.
+        Raw DB-API rows: SQLite's stored timestamp text is checked byte for byte, unreadable
+        values do not abort the read, and 100,000 rows cost no ORM or Row objects.
         """
         with database.translate_errors(), self._engine.connect() as connection:
             postgres = connection.dialect.name == "postgresql"
@@ -239,16 +241,58 @@ class Ledger:
                     checkpoints = [tuple(row) for row in cursor.fetchall()]
                 finally:
                     cursor.close()
+                checkpoints.sort(key=lambda c: (c[1], c[0]))
                 rows = _stream(raw, _select(_SELECT_EVENTS, postgres=postgres), postgres=postgres)
                 try:
-                    return verify_chain(
-                        rows,  # type: ignore[arg-type]
-                        checkpoints,  # type: ignore[arg-type]
-                        studio_key=self._key.public_key(),
-                        studio_did=self._did,
-                    )
+                    yield checkpoints, rows
                 finally:
                     rows.close()
+
+    def verify(self) -> ChainReport:
+        """Recompute every hash, link and checkpoint signature from one consistent snapshot."""
+        with self._snapshot() as (checkpoints, rows):
+            return verify_chain(
+                rows,  # type: ignore[arg-type]
+                checkpoints,  # type: ignore[arg-type]
+                studio_key=self._key.public_key(),
+                studio_did=self._did,
+            )
+
+    def export_jsonl(self, fp: IO[str]) -> int:
+        """Write every event, then every checkpoint, as JSON lines; returns the number of lines.
+
+        Values are exported as stored (also from a tampered database), with ``data`` as the
+        exact canonical text that was hashed, so an auditor can recompute the chain with
+        ``studio.ledger.chain`` alone.
+        """
+        count = 0
+        with self._snapshot() as (checkpoints, rows):
+            for seq, kind, actor, created_at, data, prev_hash, digest in rows:
+                line = {
+                    "type": "event",
+                    "seq": seq,
+                    "kind": kind,
+                    "actor": actor,
+                    "created_at": time_text(created_at),
+                    "data": data,
+                    "prev_hash": prev_hash,
+                    "hash": digest,
+                }
+                fp.write(json.dumps(line, ensure_ascii=False) + "\n")
+                count += 1
+            for _id, seq, head_hash, created_at, did, signature, prev_signature in checkpoints:
+                line = {
+                    "type": "checkpoint",
+                    "seq": seq,
+                    "head_hash": head_hash,
+                    "created_at": time_text(created_at),
+                    "studio_did": did,
+                    "signature": signature,
+                    "prev_signature": prev_signature,
+                }
+                fp.write(json.dumps(line) + "\n")
+                count += 1
+        return count
 
     def events(self, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         query = select(EventRow).where(EventRow.seq > after_seq).order_by(EventRow.seq).limit(limit)
@@ -259,41 +303,6 @@ class Ledger:
         with database.translate_errors(), Session(self._engine) as session:
             rows = session.scalars(select(CheckpointRow).order_by(CheckpointRow.seq, CheckpointRow.id))
             return [_checkpoint_from_row(row) for row in rows]
-
-    def export_jsonl(self, fp: IO[str]) -> int:
-        """Write every event, then every checkpoint, as JSON lines; returns the number of lines.
-
-        Each event line carries ``data`` as the exact canonical text that was hashed, so an
-        auditor can recompute the chain with ``studio.ledger.chain`` alone.
-        """
-        count = 0
-        with database.translate_errors(), Session(self._engine) as session:
-            for row in session.scalars(select(EventRow).order_by(EventRow.seq)).yield_per(2000):
-                line = {
-                    "type": "event",
-                    "seq": row.seq,
-                    "kind": row.kind,
-                    "actor": row.actor,
-                    "created_at": format_time(row.created_at),
-                    "data": row.data,
-                    "prev_hash": row.prev_hash,
-                    "hash": row.hash,
-                }
-                fp.write(json.dumps(line, ensure_ascii=False) + "\n")
-                count += 1
-            for row in session.scalars(select(CheckpointRow).order_by(CheckpointRow.seq, CheckpointRow.id)):
-                line = {
-                    "type": "checkpoint",
-                    "seq": row.seq,
-                    "head_hash": row.head_hash,
-                    "created_at": format_time(row.created_at),
-                    "studio_did": row.studio_did,
-                    "signature": row.signature,
-                    "prev_signature": row.prev_signature,
-                }
-                fp.write(json.dumps(line) + "\n")
-                count += 1
-        return count
 
     # --- issuers ------------------------------------------------------------------------
 
