@@ -262,3 +262,19 @@ def test_animate_demands_a_verified_consent(astronaut: np.ndarray) -> None:
     for fake in (None, {"consent": "trust me"}, "urn:uuid:1"):
         with pytest.raises(TypeError, match="VerifiedConsent"):
             LandmarkAnimator().animate(fake, astronaut, [astronaut])  # type: ignore[arg-type]
+
+
+def test_large_portraits_are_warped_at_their_own_resolution(
+    verified: VerifiedConsent, astronaut: np.ndarray, head_clip
+) -> None:
+    """On a 1024 px photo the head box is ~400 px: the warp works at that size rather than at
+    the 256 px crop_size, so the reference pose gives back the photo itself, not a blur."""
+    big = cv2.resize(astronaut, (1024, 1024), interpolation=cv2.INTER_CUBIC)
+    out = list(LandmarkAnimator().animate(verified, big, [head_clip[0][0]],
+                                          options=AnimationOptions(find_best_frame=False)))[0]
+    assert np.abs(out.astype(int) - big).mean() < 0.05
+
+    def sharpness(image: np.ndarray) -> float:
+        return float(cv2.Laplacian(cv2.cvtColor(image[140:360, 360:540], cv2.COLOR_RGB2GRAY), cv2.CV_32F).var())
+
+    assert sharpness(out) > 0.95 * sharpness(big)

@@ -58,9 +58,12 @@ class LandmarkAnimator(Animator):
         face = self.analyzer.analyze(source, face_index=self.face_index)
         if options.paste_back:
             box = plan_crop(face, source.shape)
-            crop = extract_crop(source, box, options.crop_size)  # (s, s, 3)
-            return crop, box.to_crop(face.landmarks, options.crop_size), PasteBack(
-                source, box, max_side=options.max_output_side)
+            paste = PasteBack(source, box, max_side=options.max_output_side)
+            # A warp has no model resolution to respect: never work below the head's size in
+            # the output, or a large portrait would be animated at 256 px and blown up again.
+            side = max(options.crop_size, paste.box.size)
+            crop = extract_crop(source, box, side)  # (side, side, 3)
+            return crop, box.to_crop(face.landmarks, side), paste
         h, w = source.shape[:2]
         f = min(1.0, options.max_output_side / max(h, w))
         if f < 1:
