@@ -278,3 +278,13 @@ def test_large_portraits_are_warped_at_their_own_resolution(
         return float(cv2.Laplacian(cv2.cvtColor(image[140:360, 360:540], cv2.COLOR_RGB2GRAY), cv2.CV_32F).var())
 
     assert sharpness(out) > 0.95 * sharpness(big)
+
+
+def test_head_crop_past_the_photo_border(verified: VerifiedConsent, astronaut: np.ndarray, head_clip) -> None:
+    """A face close to the top-left corner: the head crop extends past the photo (mirrored
+    in), and the result is still the photo's size with the far side untouched."""
+    corner = np.ascontiguousarray(astronaut[40:, 150:])  # face ~30 px from the top and left edges
+    out = list(LandmarkAnimator().animate(verified, corner, list(head_clip[0][2:4])))
+    assert [f.shape for f in out] == [corner.shape] * 2
+    assert np.array_equal(out[1][300:], corner[300:]) and np.array_equal(out[1][:, 250:], corner[:, 250:])
+    assert np.abs(out[1].astype(int) - corner).max() > 50
