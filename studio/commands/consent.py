@@ -94,7 +94,9 @@ def verify(
     project: Annotated[str, typer.Option("--project", help="The project/production the render is for.")],
     duration: Annotated[float, typer.Option("--duration", help="Seconds of output requested.", min=0)] = 1.0,
     at: Annotated[Optional[str], typer.Option("--at", help="Check as of this ISO time (default: now).")] = None,
-    photo: Annotated[Optional[Path], typer.Option("--photo", help="Compare this photo's face with the consent.")] = None,
+    photo: Annotated[
+        Optional[Path], typer.Option("--photo", help="Compare this photo's face with the consent's template.")
+    ] = None,
 ) -> None:
     """Would this credential allow this render? Checks enrolment and revocation in this data folder."""
     from consent.errors import ConsentError

@@ -171,7 +171,8 @@ def _walk_events(rows: Iterable[EventTuple], watch: set[int]) -> tuple[int, int,
             return checked, expected - 1, heads, _Finding(expected, f"{gap} missing (rows deleted or renumbered)")
         checked += 1
         if prev_hash != prev:
-            return checked, seq, heads, _Finding(seq, "prev_hash does not match the previous event (rows inserted, deleted or reordered)")
+            reason = "prev_hash does not match the previous event (rows inserted, deleted or reordered)"
+            return checked, seq, heads, _Finding(seq, reason)
         try:
             when = _coerce_time(created_at)
         except (TypeError, ValueError):
@@ -212,7 +213,8 @@ def _check_checkpoint(
     if heads.get(seq) != head_hash:
         return _Finding(
             previous_good + 1,
-            f"events in seqs {previous_good + 1}..{seq} no longer match the head signed at checkpoint seq {seq} (rewritten)",
+            f"events in seqs {previous_good + 1}..{seq} no longer match the head signed at checkpoint seq {seq} "
+            "(rewritten)",
         )
     return None
 

@@ -201,11 +201,15 @@ class Ledger:
         signature = sign_checkpoint(
             self._key, seq=seq, head_hash=head_hash, created_at=now, studio_did=self._did, prev_signature=last
         )
-        session.add(
-            CheckpointRow(
-                seq=seq, head_hash=head_hash, created_at=now, studio_did=self._did, signature=signature, prev_signature=last
-            )
+        row = CheckpointRow(
+            seq=seq,
+            head_hash=head_hash,
+            created_at=now,
+            studio_did=self._did,
+            signature=signature,
+            prev_signature=last,
         )
+        session.add(row)
         return Checkpoint(seq, head_hash, now, self._did, signature, last)
 
     def append(self, kind: str, data: dict[str, Any], *, actor: str) -> Event:
@@ -367,7 +371,11 @@ class Ledger:
                     imported_by=actor,
                 )
             )
-            data = {"credential_id": credential.credential_id, "issuer": credential.issuer, "document_sha256": _sha256_text(text)}
+            data = {
+                "credential_id": credential.credential_id,
+                "issuer": credential.issuer,
+                "document_sha256": _sha256_text(text),
+            }
             self._append(session, "credential.imported", data, actor)
         return credential
 
@@ -389,7 +397,12 @@ class Ledger:
         with database.translate_errors(), Session(self._engine) as session:
             return [
                 CredentialSummary(
-                    row.credential_id, row.issuer, row.subject_name, row.project, as_utc(row.imported_at), as_utc_or_none(at)
+                    credential_id=row.credential_id,
+                    issuer=row.issuer,
+                    subject_name=row.subject_name,
+                    project=row.project,
+                    imported_at=as_utc(row.imported_at),
+                    revoked_at=as_utc_or_none(at),
                 )
                 for row, at in session.execute(query)
             ]
@@ -401,7 +414,8 @@ class Ledger:
                 raise UnknownCredential("no credential with this id was imported")
             if session.get(RevocationRow, credential_id) is not None:
                 raise CredentialAlreadyRevoked("this credential is already revoked")
-            session.add(RevocationRow(credential_id=credential_id, reason=reason, revoked_by=actor, revoked_at=self._now()))
+            revocation = RevocationRow(credential_id=credential_id, reason=reason, revoked_by=actor, revoked_at=self._now())
+            session.add(revocation)
             self._append(session, "credential.revoked", {"credential_id": credential_id, "reason": reason}, actor)
 
     def revocation_status(self) -> LedgerRevocations:
@@ -428,7 +442,13 @@ class Ledger:
                     inputs=json.dumps(inputs, sort_keys=True),
                 )
             )
-            data = {"render_id": render_id, "credential_id": credential_id, "purpose": purpose, "project": project, "inputs": inputs}
+            data = {
+                "render_id": render_id,
+                "credential_id": credential_id,
+                "purpose": purpose,
+                "project": project,
+                "inputs": inputs,
+            }
             self._append(session, "render.started", data, operator)
 
     def render_finished(self, *, render_id: str, receipt: dict[str, Any]) -> None:
@@ -475,7 +495,13 @@ class Ledger:
                     error=error,
                 )
             )
-            data = {"render_id": render_id, "credential_id": credential_id, "error": error, "reason": reason, "inputs": inputs}
+            data = {
+                "render_id": render_id,
+                "credential_id": credential_id,
+                "error": error,
+                "reason": reason,
+                "inputs": inputs,
+            }
             self._append(session, "render.refused", data, operator)
         return render_id
 
@@ -483,7 +509,8 @@ class Ledger:
         """Renders still 'started' (the process died mid-render) become 'failed'; returns how many."""
         reason = "interrupted: the studio stopped before the render finished"
         with self._transaction() as session:
-            rows = list(session.scalars(select(RenderRow).where(RenderRow.status == "started").order_by(RenderRow.created_at)))
+            query = select(RenderRow).where(RenderRow.status == "started").order_by(RenderRow.created_at)
+            rows = list(session.scalars(query))
             for row in rows:
                 row.status, row.finished_at, row.failure_reason = "failed", self._now(), reason
                 self._append(session, "render.failed", {"render_id": row.render_id, "reason": reason}, actor)
@@ -518,7 +545,10 @@ class Ledger:
         with self._transaction() as session:
             if session.get(UserRow, username) is not None:
                 raise DuplicateUser("a user with this name already exists")
-            session.add(UserRow(username=username, password_hash=password_hash, role=role, created_at=self._now(), disabled=False))
+            user = UserRow(
+                username=username, password_hash=password_hash, role=role, created_at=self._now(), disabled=False
+            )
+            session.add(user)
             self._append(session, "user.added", {"username": username, "role": role}, actor)
 
     def get_user(self, username: str) -> UserRecord | None:
@@ -563,4 +593,6 @@ def _stream(raw: Any, sql: str, *, postgres: bool) -> Generator[tuple[Any, ...],
 def _missing_sqlite_file(url: str) -> bool:
     parsed = make_url(url)
     database_path = parsed.database or ""
-    return parsed.get_backend_name() == "sqlite" and database_path not in ("", ":memory:") and not Path(database_path).exists()
+    if parsed.get_backend_name() != "sqlite" or database_path in ("", ":memory:"):
+        return False
+    return not Path(database_path).exists()

@@ -122,5 +122,5 @@ class LedgerRevocations:
 
     def is_revoked(self, credential_id: str) -> bool:
         with translate_errors(), Session(self._engine) as session:
-            found = session.scalar(select(RevocationRow.credential_id).where(RevocationRow.credential_id == credential_id))
-            return found is not None
+            query = select(RevocationRow.credential_id).where(RevocationRow.credential_id == credential_id)
+            return session.scalar(query) is not None
