@@ -30,6 +30,7 @@ class AnimationOptions:
     paste_back: bool = True  # animate a face crop and blend it back into the full photo
     crop_size: int = 256  # model resolution of the face crop
     max_output_side: int = 1920  # the output keeps the photo's resolution, capped at this side
+    face_index: int | None = None  # which face when the photo shows several (never guessed)
 
 
 class Animator(ABC):

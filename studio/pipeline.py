@@ -13,6 +13,7 @@ the render as failed (``recover()``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -311,11 +312,12 @@ class RenderPipeline:
         signed = job_dir / "signed.mp4"
 
         # 4-6a: animate, label, watermark and encode, streaming in small batches.
+        options = dataclasses.replace(request.options, face_index=request.face_index)
         frames = animator.animate(
             verified,
             photo,
             media.VideoReader(request.driving),
-            options=request.options,
+            options=options,
             progress=lambda done, n: report("animating", done, n or total),
             total_frames=total,
         )
@@ -386,7 +388,7 @@ class RenderPipeline:
             "purpose": request.purpose,
             "project": request.project,
             "animator": animator.name,
-            "options": asdict(request.options),
+            "options": asdict(options),
             "ai_label": bool(label),
             "inputs": {"photo_sha256": inputs["photo"], "driving_sha256": inputs["driving"]},
             "output_sha256": media.sha256_file(signed),

@@ -55,7 +55,8 @@ class LandmarkAnimator(Animator):
         self, source: np.ndarray, options: AnimationOptions
     ) -> tuple[np.ndarray, np.ndarray, PasteBack | None]:
         """(working image (h, w, 3), its mesh (N, 3) in that image's px, paste-back or None)."""
-        face = self.analyzer.analyze(source, face_index=self.face_index)
+        face_index = options.face_index if options.face_index is not None else self.face_index
+        face = self.analyzer.analyze(source, face_index=face_index)
         if options.paste_back:
             box = plan_crop(face, source.shape)
             paste = PasteBack(source, box, max_side=options.max_output_side)
