@@ -30,6 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+# Run as a script, Python puts benchmarks/ first on sys.path, where another benchmark's
+# watermark.py would shadow the watermark package that studio imports.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 _SAMPLE_RATE = 48_000
 
 
@@ -123,10 +127,12 @@ def main(argv: list[str] | None = None) -> int:
             made = time.perf_counter() - t0
             child = subprocess.run(
                 [sys.executable, __file__, "--child", str(src), str(dst), "--preset", args.preset, "--chunk", str(args.chunk)],
-                check=True,
                 capture_output=True,
                 text=True,
             )
+            if child.returncode != 0:
+                print(child.stderr, file=sys.stderr)
+                return child.returncode
             row = {"length_s": seconds, "input_written_s": round(made, 1), **json.loads(child.stdout)}
             print(json.dumps(row), flush=True)
             results.append(row)
