@@ -14,9 +14,33 @@ output pixel and channel pair. Training mode runs the plain layers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+_rewrites = {"enabled": True}
+
+
+@contextmanager
+def reference_layers() -> Iterator[None]:
+    """Run the plain layers (no BatchNorm folding, no phase-split upsampling) inside this block.
+
+    For benchmarks and debugging: it reproduces the reference's cost, not a different result.
+    """
+    before = _rewrites["enabled"]
+    _rewrites["enabled"] = False
+    try:
+        yield
+    finally:
+        _rewrites["enabled"] = before
+
+
+def _plain(module: nn.Module) -> bool:
+    return module.training or not _rewrites["enabled"]
 
 
 def make_coordinate_grid(height: int, width: int, *, like: torch.Tensor) -> torch.Tensor:
@@ -52,16 +76,14 @@ def _upsample_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
     w0, w1, w2 = weight[:, :, 0:1], weight[:, :, 1:2], weight[:, :, 2:3]
     rows = (torch.cat([w0, w1 + w2], 2), torch.cat([w0 + w1, w2], 2))  # each (O, C, 2, 3)
     padded = F.pad(x, (1, 1, 1, 1))
-    _, _, height, width = x.shape
-    phases = []
+    batch, _, height, width = x.shape
+    out = x.new_empty(batch, weight.shape[0], 2 * height, 2 * width)
     for py, row_kernel in enumerate(rows):
         c0, c1, c2 = row_kernel[..., 0:1], row_kernel[..., 1:2], row_kernel[..., 2:3]
         for px, kernel in enumerate((torch.cat([c0, c1 + c2], 3), torch.cat([c0 + c1, c2], 3))):
             window = padded[:, :, py : py + height + 1, px : px + width + 1]
-            phases.append(F.conv2d(window, kernel, bias))  # (B, O, H, W)
-    batch, out_channels = x.shape[0], weight.shape[0]
-    stacked = torch.stack(phases, dim=-1).view(batch, out_channels, height, width, 2, 2)
-    return stacked.permute(0, 1, 2, 4, 3, 5).reshape(batch, out_channels, 2 * height, 2 * width)
+            out[:, :, py::2, px::2] = F.conv2d(window, kernel, bias)  # (B, O, H, W) phase
+    return out
 
 
 class ResBlock2d(nn.Module):
@@ -75,7 +97,7 @@ class ResBlock2d(nn.Module):
         self.norm2 = nn.BatchNorm2d(in_features, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
+        if _plain(self):
             out = self.conv1(F.relu(self.norm1(x)))
             return self.conv2(F.relu(self.norm2(out))) + x
         weight, bias = _folded(self.conv1, self.norm2)
@@ -92,7 +114,7 @@ class UpBlock2d(nn.Module):
         self.norm = nn.BatchNorm2d(out_features, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or self.conv.kernel_size != (3, 3) or self.conv.padding != (1, 1):
+        if _plain(self) or self.conv.kernel_size != (3, 3) or self.conv.padding != (1, 1):
             return F.relu(self.norm(self.conv(F.interpolate(x, scale_factor=2))))
         return F.relu(_upsample_conv(x, *_folded(self.conv, self.norm)))
 
@@ -107,7 +129,7 @@ class DownBlock2d(nn.Module):
         self.pool = nn.AvgPool2d(kernel_size=(2, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
+        if _plain(self):
             return self.pool(F.relu(self.norm(self.conv(x))))
         weight, bias = _folded(self.conv, self.norm)
         return self.pool(F.relu(F.conv2d(x, weight, bias, padding=self.conv.padding)))
@@ -122,7 +144,7 @@ class SameBlock2d(nn.Module):
         self.norm = nn.BatchNorm2d(out_features, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
+        if _plain(self):
             return F.relu(self.norm(self.conv(x)))
         weight, bias = _folded(self.conv, self.norm)
         return F.relu(F.conv2d(x, weight, bias, padding=self.conv.padding))
@@ -204,5 +226,7 @@ class AntiAliasInterpolation2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.pad(x, (self.ka, self.kb, self.ka, self.kb))
+        if not _rewrites["enabled"]:  # the reference blurs every pixel, then subsamples
+            return F.conv2d(out, self.weight.to(x.dtype), groups=self.groups)[:, :, :: self.step, :: self.step]
         # A strided convolution gives exactly the pixels 0, step, 2*step ... of the full blur.
         return F.conv2d(out, self.weight.to(x.dtype), stride=self.step, groups=self.groups)
