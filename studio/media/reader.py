@@ -60,17 +60,25 @@ class VideoReader:
                 yield rgb
 
     def chunks(self, n: int) -> Iterator[np.ndarray]:
-        """Frames in batches of ``n`` (the last one may be shorter): ``(<=n, H, W, 3)``."""
+        """Frames in batches of ``n`` (the last one may be shorter): ``(<=n, H, W, 3)``.
+
+        Each batch is a fresh array filled in place as frames decode, rather than a list of
+        frames stacked at the end, which would hold every frame twice.
+        """
         if n < 1:
             raise ValueError(f"chunk size must be positive, got {n}")
-        batch: list[np.ndarray] = []
+        width, height = self.size
+        batch = np.empty((n, height, width, 3), np.uint8)  # (n, H, W, 3)
+        filled = 0
         for frame in self:
-            batch.append(frame)
-            if len(batch) == n:
-                yield np.stack(batch)
-                batch = []
-        if batch:
-            yield np.stack(batch)
+            batch[filled] = frame
+            filled += 1
+            if filled == n:
+                yield batch
+                batch = np.empty((n, height, width, 3), np.uint8)
+                filled = 0
+        if filled:
+            yield batch[:filled]
 
 
 def _decode_checked(container: Any, stream: Any) -> Iterator[Any]:
