@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,14 +50,14 @@ def _to_frames(batch: torch.Tensor) -> np.ndarray:
     return batch.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
+@dataclass(frozen=True)
 class _DrivingPlan:
     """What the first pass learns about the driving clip."""
 
-    def __init__(self, box: CropBox, reference_frame: np.ndarray, reference_index: int, frames: int) -> None:
-        self.box = box
-        self.reference_frame = reference_frame  # (h, w, 3) uint8, the frame motion is measured from
-        self.reference_index = reference_index
-        self.frames = frames
+    box: CropBox  # one head crop for every frame
+    reference_frame: np.ndarray  # (h, w, 3) uint8, the frame motion is measured from
+    reference_index: int
+    frames: int
 
 
 class FommAnimator(Animator):
@@ -106,21 +107,23 @@ class FommAnimator(Animator):
     def _plan_driving(self, driving: Iterable[np.ndarray], source_points: np.ndarray, *, best: bool) -> _DrivingPlan:
         self.analyzer.new_video()
         target = normalised_landmarks(source_points)
-        union: list[float] | None = None
+        lows, highs = np.full(2, np.inf), np.full(2, -np.inf)  # union of the faces' extents (x, y)
         best_error, reference, index, count = np.inf, None, 0, 0
         for t, frame in enumerate(driving):
             count += 1
             points = self.analyzer.landmarks(np.ascontiguousarray(frame))
             if points is None:
                 continue
-            (x0, y0), (x1, y1) = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
-            union = [x0, y0, x1, y1] if union is None else [min(union[0], x0), min(union[1], y0), max(union[2], x1), max(union[3], y1)]
-            error = float(((normalised_landmarks(points) - target) ** 2).sum()) if best else (0.0 if reference is None else np.inf)
+            lows, highs = np.minimum(lows, points[:, :2].min(axis=0)), np.maximum(highs, points[:, :2].max(axis=0))
+            if reference is not None and not best:
+                continue  # without best-frame search the first frame with a face is the reference
+            error = float(((normalised_landmarks(points) - target) ** 2).sum()) if best else 0.0
             if error < best_error:
                 best_error, reference, index = error, frame.copy(), t
-        if union is None or reference is None:
+        if reference is None:
             raise NoFaceFound("no face was found in any frame of the driving video")
-        face = Face(box=(union[0], union[1], union[2], union[3]), landmarks=np.zeros((0, 3), np.float32), score=1.0)
+        box = (float(lows[0]), float(lows[1]), float(highs[0]), float(highs[1]))
+        face = Face(box=box, landmarks=np.zeros((0, 3), np.float32), score=1.0)
         return _DrivingPlan(plan_crop(face, reference.shape), reference, index, count)
 
     # -- steps 1, 3, 4 --------------------------------------------------------------------------

@@ -81,7 +81,11 @@ def _check_shapes(expected: Mapping[str, torch.Size], given: Mapping[str, torch.
     """Raise CheckpointMismatch naming a few missing, unexpected and wrongly shaped keys."""
     missing = sorted(key for key in expected if key not in given and not key.endswith("num_batches_tracked"))
     unexpected = sorted(set(given) - set(expected))
-    wrong = [f"{key} {tuple(given[key])} != {tuple(shape)}" for key, shape in expected.items() if key in given and given[key] != shape]
+    wrong = [
+        f"{key} {tuple(given[key])} != {tuple(shape)}"
+        for key, shape in expected.items()
+        if key in given and given[key] != shape
+    ]
     problems = [
         f"{label} {_listing(keys)}"
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
