@@ -116,3 +116,21 @@ def test_animate_frames_rejects_bad_shapes(networks, clip):
         animate_frames(kp_detector, generator, source, driving[:, :, :32])
     with pytest.raises(ValueError, match="driving"):
         animate_frames(kp_detector, generator, source, driving[:0])
+
+
+def test_stream_pulls_one_driving_batch_per_output(networks, clip):
+    """Streaming: a batch is read only when its output is asked for, so long clips never pile up."""
+    kp_detector, generator = networks
+    source, driving = clip
+    pulled = []
+
+    def batches():
+        for start in range(0, len(driving), 2):
+            pulled.append(start)
+            yield driving[start : start + 2]
+
+    stream = animate_stream(kp_detector, generator, source, batches())
+    first = next(stream)
+    assert pulled == [0] and first.shape == (2, *driving.shape[1:])
+    rest = list(stream)
+    assert pulled == [0, 2, 4] and [b.shape[0] for b in rest] == [2, 1]
