@@ -289,7 +289,9 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
         with gr.Tab("Render", visible=False) as tab_render:
             with gr.Row():
                 with gr.Column():
-                    credential = gr.Dropdown(label="Consent credential", choices=[], elem_id="credential")
+                    credential = gr.Dropdown(
+                        label="Consent credential", choices=[], allow_custom_value=True, elem_id="credential"
+                    )
                     refresh = gr.Button("Refresh credentials", size="sm", elem_id="refresh-credentials")
                     cred_info = gr.Markdown("_No credential selected._", elem_id="credential-info")
                     photo = gr.Image(label="Photo of the consenting person", type="filepath", sources=["upload"], elem_id="photo")
