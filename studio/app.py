@@ -17,7 +17,9 @@ from typing import Any
 
 import gradio as gr
 
+from consent.errors import ConsentError
 from models.animate import AnimationOptions
+from models.errors import MotionError
 from studio.errors import USER_FACING
 from studio.pipeline import RenderPipeline, RenderRequest
 from studio.users import Role, authenticate, create_user, new_password, require_role
@@ -140,6 +142,10 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
                     progress(None, desc=stage)
 
             result = pipeline.render(req, progress=report)
+        except (ConsentError, MotionError) as exc:
+            raise gr.Error(
+                f"Refused: {exc.user_message()}. Nothing was rendered; the refusal is recorded in the ledger."
+            ) from None
         except USER_FACING as exc:
             raise _fail(exc) from None
         finally:

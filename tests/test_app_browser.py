@@ -190,4 +190,4 @@ def test_other_person_is_refused_in_the_browser(served, page, grace_hopper):
     assert after == before
     lines = _cli(home, "log", "export").splitlines()
     refusals = [json.loads(line) for line in lines if '"render.refused"' in line]
-    assert refusals and refusals[-1]["data"]["error"] == "LikenessMismatch"
+    assert refusals and json.loads(refusals[-1]["data"])["error"] == "LikenessMismatch"
