@@ -11,8 +11,28 @@ Example::
     assert wm.detect(marked).payload == 0xC0FFEE
 """
 
-from watermark.detect import Detection
-from watermark.payload import WatermarkPayload
-from watermark.watermarker import Watermarker
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["Detection", "WatermarkPayload", "Watermarker"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from watermark.detect import Detection
+    from watermark.payload import WatermarkPayload
+    from watermark.watermarker import Watermarker
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `import watermark.errors` (done by every CLI start) must not pull in scipy and cv2.
+    if name == "Detection":
+        from watermark.detect import Detection
+
+        return Detection
+    if name == "WatermarkPayload":
+        from watermark.payload import WatermarkPayload
+
+        return WatermarkPayload
+    if name == "Watermarker":
+        from watermark.watermarker import Watermarker
+
+        return Watermarker
+    raise AttributeError(f"module 'watermark' has no attribute {name!r}")
