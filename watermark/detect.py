@@ -129,6 +129,11 @@ def _templates(key: bytes, rows: int) -> _Templates:
 
 
 def _resample(work: np.ndarray, rows: int, scale: float, angle: float, k: int) -> np.ndarray:
+    """The working image at ``k`` samples per cell of a layout, rotated back by ``angle``, equalised."""
+    return equalize(whiten(_resample_raw(work, rows, scale, angle, k), k), k)
+
+
+def _resample_raw(work: np.ndarray, rows: int, scale: float, angle: float, k: int) -> np.ndarray:
     """The working image at ``k`` samples per cell of a layout, rotated back by ``angle``."""
     h, w = work.shape
     out_h = max(8, int(round(scale * rows * k)))
@@ -137,7 +142,7 @@ def _resample(work: np.ndarray, rows: int, scale: float, angle: float, k: int) -
     if angle:
         rot = cv2.getRotationMatrix2D(((out_w - 1) / 2, (out_h - 1) / 2), -angle, 1.0)
         grid = cv2.warpAffine(grid, rot, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    return equalize(whiten(grid, k), k)
+    return grid
 
 
 def _padded(template: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
@@ -186,6 +191,33 @@ def _cell_scores(v: np.ndarray, layout: Layout, k: int, dy: int, dx: int) -> np.
     data = layout.bit_index >= 0
     weights = (cells * layout.chips)[data]
     return np.bincount(layout.bit_index[data], weights=weights, minlength=ecc.coded_length(INFO_BITS))
+
+
+def work_image(y: np.ndarray) -> np.ndarray:
+    """Luma (h, w) at the detector's working resolution (short side at most ``WORK_SIDE``)."""
+    h, w = y.shape
+    scale = min(1.0, WORK_SIDE / min(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return y if size == (w, h) else cv2.resize(y, size, interpolation=cv2.INTER_AREA)
+
+
+def equalizer_weights(work: np.ndarray, rows: int) -> np.ndarray:
+    """Mean weight ``equalize`` gives each cell of an unscaled copy, float32 (rows, cols seen).
+
+    The embedder uses it to put its energy where the detector listens: a flat cell is
+    weighted up to ~100x more than a cell on an edge.
+    """
+    grid = _resample_raw(work, rows, 1.0, 0.0, K_FINE)
+    v = whiten(grid, K_FINE)
+    weight = 1.0 / (cv2.GaussianBlur(v * v, (0, 0), _EQUALIZE_SIGMA * K_FINE) + _EQUALIZE_FLOOR)
+    cols = -(-weight.shape[1] // K_FINE)
+    return cell_sums(weight, rows, cols, K_FINE) / (K_FINE * K_FINE)
+
+
+def origin_scores(work: np.ndarray, layout: Layout) -> np.ndarray:
+    """The coded-bit soft scores the detector computes for an unscaled, uncropped copy (N_CODED,)."""
+    v = _resample(work, layout.rows, 1.0, 0.0, K_FINE)
+    return _cell_scores(v, layout, K_FINE, 0, 0)
 
 
 class Accumulator:

@@ -17,6 +17,7 @@ import numpy as np
 
 from watermark import ecc
 from watermark._pattern import keyed_mask, make_layout, render_cells, rows_for_frame
+from watermark.detect import equalizer_weights, origin_scores, work_image
 from watermark.errors import UnsupportedFrames
 from watermark.frames import MIN_EMBED_SIDE, as_clip, luma
 from watermark.payload import WatermarkPayload
@@ -25,7 +26,13 @@ _MASK_SIDE = 192  # short side of the image the texture mask is computed on
 _MIN_STRENGTH = 1.0
 _MAX_STRENGTH = 6.0
 _TEXTURE_GAIN = 0.6
-_MAX_RMS = 1.9  # grey levels; PSNR = 20 log10(255 / RMS) >= 42.5 dB with rounding
+_MAX_RMS = 1.85  # grey levels; PSNR = 20 log10(255 / RMS) >= 42.5 dB with rounding and clipping
+_BASE_SHARE = 0.8  # the blind part (pilot + data) takes at most this fraction of the RMS budget
+_BASE_DATA = 0.4  # weight of the blind data cells relative to the pilot in the blind part
+_PILOT_WEIGHTING = 0.5  # how far pilot cells follow the detector's weights (0: flat, 1: fully)
+_CORRECTION_WEIGHTING = 1.0  # exponent of the detector's weights that shapes the correction
+_MARGINS = np.linspace(0.0, 4.0, 33)  # target margins tried, in units of the mean unit response
+_ENOUGH = 8.0  # mean / spread of the scores beyond which more correction buys nothing
 
 
 def texture_strength(frame: np.ndarray) -> np.ndarray:
@@ -44,15 +51,23 @@ def texture_strength(frame: np.ndarray) -> np.ndarray:
 
 
 class FrameEmbedder:
-    """Marks frames of one size with one payload; memory does not grow with video length."""
+    """Marks frames of one size with one payload; memory does not grow with video length.
+
+    Per frame: a blind part (pilot + a little data, texture-masked) and an informed data
+    correction computed against that frame's host (see the module docstring).
+    """
 
     def __init__(self, *, key: bytes, height: int, width: int, payload: int) -> None:
         as_clip(np.zeros((1, height, width, 3), np.uint8), min_side=MIN_EMBED_SIDE)
         self.height, self.width = height, width
-        layout = make_layout(key, rows_for_frame(height, width))
+        self._layout = layout = make_layout(key, rows_for_frame(height, width))
         coded = ecc.encode(WatermarkPayload(payload).to_info_bits(keyed_mask(key)))
-        self.pattern = render_cells(layout.cell_signs(coded), height, width)  # (H, W) float32
-        self._pattern_power = float(np.mean(self.pattern**2))
+        self._bit_sign = (2.0 * coded - 1.0).astype(np.float32)  # (N_CODED,)
+        cells = layout.cell_signs(coded)  # (rows, cols)
+        self._data_cells = np.where(layout.bit_index >= 0, cells, 0).astype(np.float32)
+        self._data_pattern = render_cells(self._data_cells, height, width)  # (H, W) float32
+        self._bits = np.maximum(layout.bit_index, 0)  # (rows, cols)
+        self._is_data = layout.bit_index >= 0
         rng = np.random.default_rng(0)
         self._dither = rng.random((height, width), dtype=np.float32) - 0.5  # (H, W) in [-0.5, 0.5)
 
@@ -68,13 +83,74 @@ class FrameEmbedder:
             out[t] = self._embed_frame(frame)
         return out[0] if single else out
 
+    def mark(self, frame: np.ndarray) -> np.ndarray:
+        """The luma change for one frame (H, W, 3) uint8, float32 (H, W), before rounding."""
+        layout, h, w = self._layout, self.height, self.width
+        work = work_image(luma(frame))  # (h', w') at the detector's resolution
+        weight = equalizer_weights(work, layout.rows)  # (rows, cols seen)
+        cols = min(weight.shape[1], layout.cols)
+        weight = weight[:, :cols] / (float(np.sqrt(np.mean(weight[:, :cols] ** 2))) + 1e-12)
+
+        # Blind part: the pilot (what the detector locks onto) and a share of the data,
+        # texture-masked; the pilot leans towards cells the detector weights most.
+        pilot = layout.pilot.copy()
+        pilot[:, :cols] *= (1.0 - _PILOT_WEIGHTING) + _PILOT_WEIGHTING * weight
+        base = cv2.resize(texture_strength(frame), (w, h), interpolation=cv2.INTER_LINEAR) * (
+            render_cells(pilot, h, w) + _BASE_DATA * self._data_pattern
+        )
+        base_rms = float(np.sqrt(np.mean(base**2)))
+        if base_rms > _BASE_SHARE * _MAX_RMS:
+            base *= _BASE_SHARE * _MAX_RMS / base_rms
+
+        # Informed part: measure what the detector will read, then correct the weak bits.
+        sign = self._bit_sign
+        before = origin_scores(work_image(luma(frame) + base), layout) * sign  # (N_CODED,)
+        unit_cells = np.zeros_like(self._data_cells)
+        shape = weight if _CORRECTION_WEIGHTING == 1.0 else weight**_CORRECTION_WEIGHTING
+        unit_cells[:, :cols] = np.where(self._is_data[:, :cols], self._data_cells[:, :cols] * shape, 0.0)
+        unit = render_cells(unit_cells, h, w)  # (H, W) one unit of correction on every bit
+        after = origin_scores(work_image(luma(frame) + base + unit), layout) * sign
+        gain = after - before
+        response = np.maximum(gain, 0.05 * float(np.mean(np.abs(gain))) + 1e-6)  # (N_CODED,)
+        bit_energy = np.bincount(self._bits[self._is_data], weights=unit_cells[self._is_data] ** 2,
+                                 minlength=len(sign))
+        unit_cost = float(np.mean(unit**2)) * bit_energy / (float(bit_energy.sum()) + 1e-12)
+        budget = max(0.0, _MAX_RMS**2 - float(np.mean(base**2)))
+        scale = _plan_correction(before, response, unit_cost, budget)  # (N_CODED,)
+        correction = render_cells(unit_cells * scale[self._bits], h, w)
+        delta = (base + correction).astype(np.float32)  # (H, W)
+        rms = float(np.sqrt(np.mean(delta**2)))
+        if rms > _MAX_RMS:  # cross terms the plan ignores
+            delta *= _MAX_RMS / rms
+        return delta
+
     def _embed_frame(self, frame: np.ndarray) -> np.ndarray:
-        small = texture_strength(frame)  # (h, w) grey levels
-        rms = float(np.sqrt(np.mean(small**2) * self._pattern_power))
-        gain = min(1.0, _MAX_RMS / rms) if rms > 0 else 1.0
-        strength = cv2.resize(small * gain, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        delta = cv2.add(self.mark(frame), self._dither)  # (H, W); rounds to floor(x + u)
         # Saturating uint8 adds of the positive and negative parts: 10x faster than int16 numpy.
-        delta = cv2.add(cv2.multiply(strength, self.pattern), self._dither)  # (H, W); rounds to floor(x + u)
         up = cv2.convertScaleAbs(cv2.max(delta, 0.0))
         down = cv2.convertScaleAbs(cv2.min(delta, 0.0))
         return cv2.subtract(cv2.add(frame, cv2.merge([up, up, up])), cv2.merge([down, down, down]))
+
+
+def _plan_correction(before: np.ndarray, response: np.ndarray, unit_cost: np.ndarray, budget: float) -> np.ndarray:
+    """How many units of correction each coded bit gets, float (N_CODED,).
+
+    For each target margin, bits below it are lifted to it cheapest first until the energy
+    budget is spent; the margin whose resulting scores have the best mean / spread (what
+    the soft Viterbi decoder cares about) wins. Bits the host already favours get nothing.
+    """
+    best_quality, best = -np.inf, np.zeros_like(before)
+    for margin in _MARGINS * float(np.mean(response)):
+        need = np.maximum(0.0, margin - before) / response
+        cost = unit_cost * need**2
+        order = np.argsort(cost)
+        fixed = order[: int(np.searchsorted(np.cumsum(cost[order]), budget, side="right"))]
+        scale = np.zeros_like(before)
+        scale[fixed] = need[fixed]
+        final = before + response * scale
+        quality = float(np.mean(final)) / (float(np.std(final)) + 1e-9)
+        if quality > best_quality:
+            best_quality, best = quality, scale
+        if quality >= _ENOUGH:
+            break
+    return best
