@@ -17,7 +17,7 @@ import numpy as np
 
 from watermark import ecc
 from watermark._pattern import keyed_mask, make_layout, render_cells, rows_for_frame
-from watermark.detect import equalizer_weights, origin_scores, work_image
+from watermark.detect import WORK_SIDE, equalizer_weights, origin_scores
 from watermark.errors import UnsupportedFrames
 from watermark.frames import MIN_EMBED_SIDE, as_clip, luma
 from watermark.payload import WatermarkPayload
@@ -32,6 +32,7 @@ _BASE_DATA = 0.4  # weight of the blind data cells relative to the pilot in the 
 _PILOT_WEIGHTING = 0.5  # how far pilot cells follow the detector's weights (0: flat, 1: fully)
 _CORRECTION_WEIGHTING = 1.0  # exponent of the detector's weights that shapes the correction
 _MARGINS = np.linspace(0.0, 4.0, 33)  # target margins tried, in units of the mean unit response
+_MODEL_K = 2  # samples per cell of the embedder's model of the detector (the detector decodes at 4)
 _ENOUGH = 8.0  # mean / spread of the scores beyond which more correction buys nothing
 
 
@@ -64,8 +65,9 @@ class FrameEmbedder:
         coded = ecc.encode(WatermarkPayload(payload).to_info_bits(keyed_mask(key)))
         self._bit_sign = (2.0 * coded - 1.0).astype(np.float32)  # (N_CODED,)
         cells = layout.cell_signs(coded)  # (rows, cols)
-        self._data_cells = np.where(layout.bit_index >= 0, cells, 0).astype(np.float32)
-        self._data_pattern = render_cells(self._data_cells, height, width)  # (H, W) float32
+        self._data_cells = np.where(layout.bit_index >= 0, cells, 0).astype(np.float32)  # (rows, cols)
+        work_scale = min(1.0, WORK_SIDE / min(height, width))
+        self._work_size = (max(1, round(width * work_scale)), max(1, round(height * work_scale)))
         self._bits = np.maximum(layout.bit_index, 0)  # (rows, cols)
         self._is_data = layout.bit_index >= 0
         rng = np.random.default_rng(0)
@@ -84,44 +86,54 @@ class FrameEmbedder:
         return out[0] if single else out
 
     def mark(self, frame: np.ndarray) -> np.ndarray:
-        """The luma change for one frame (H, W, 3) uint8, float32 (H, W), before rounding."""
+        """The luma change for one frame (H, W, 3) uint8, float32 (H, W), before rounding.
+
+        The analysis runs at the detector's working resolution (what it will see), only
+        the final synthesis at full size: two cell renderings and a few multiply-adds.
+        """
         layout, h, w = self._layout, self.height, self.width
-        work = work_image(luma(frame))  # (h', w') at the detector's resolution
-        weight = equalizer_weights(work, layout.rows)  # (rows, cols seen)
+        work_size = self._work_size
+        small = frame if work_size == (w, h) else cv2.resize(frame, work_size, interpolation=cv2.INTER_AREA)
+        work = luma(small)  # (h', w'), exactly what the accumulator sums
+        weight = equalizer_weights(work, layout.rows, _MODEL_K)  # (rows, cols seen)
         cols = min(weight.shape[1], layout.cols)
         weight = weight[:, :cols] / (float(np.sqrt(np.mean(weight[:, :cols] ** 2))) + 1e-12)
 
         # Blind part: the pilot (what the detector locks onto) and a share of the data,
         # texture-masked; the pilot leans towards cells the detector weights most.
-        pilot = layout.pilot.copy()
-        pilot[:, :cols] *= (1.0 - _PILOT_WEIGHTING) + _PILOT_WEIGHTING * weight
-        base = cv2.resize(texture_strength(frame), (w, h), interpolation=cv2.INTER_LINEAR) * (
-            render_cells(pilot, h, w) + _BASE_DATA * self._data_pattern
-        )
+        blind_cells = layout.pilot + _BASE_DATA * self._data_cells  # (rows, cols)
+        blind_cells[:, :cols] *= np.where(self._is_data[:, :cols], 1.0,
+                                          (1.0 - _PILOT_WEIGHTING) + _PILOT_WEIGHTING * weight)
+        strength = texture_strength(frame)  # (h'', w'') grey levels, coarse
+        strength_work = cv2.resize(strength, work_size, interpolation=cv2.INTER_LINEAR)
+        base = strength_work * render_cells(blind_cells, *work_size[::-1])  # (h', w')
         base_rms = float(np.sqrt(np.mean(base**2)))
-        if base_rms > _BASE_SHARE * _MAX_RMS:
-            base *= _BASE_SHARE * _MAX_RMS / base_rms
+        gain = min(1.0, _BASE_SHARE * _MAX_RMS / base_rms) if base_rms > 0 else 1.0
+        base *= gain
 
         # Informed part: measure what the detector will read, then correct the weak bits.
         sign = self._bit_sign
-        before = origin_scores(work_image(luma(frame) + base), layout) * sign  # (N_CODED,)
-        unit_cells = np.zeros_like(self._data_cells)
+        before = origin_scores(work + base, layout, _MODEL_K) * sign  # (N_CODED,)
         shape = weight if _CORRECTION_WEIGHTING == 1.0 else weight**_CORRECTION_WEIGHTING
+        unit_cells = np.zeros_like(self._data_cells)
         unit_cells[:, :cols] = np.where(self._is_data[:, :cols], self._data_cells[:, :cols] * shape, 0.0)
-        unit = render_cells(unit_cells, h, w)  # (H, W) one unit of correction on every bit
-        after = origin_scores(work_image(luma(frame) + base + unit), layout) * sign
-        gain = after - before
-        response = np.maximum(gain, 0.05 * float(np.mean(np.abs(gain))) + 1e-6)  # (N_CODED,)
+        unit = render_cells(unit_cells, *work_size[::-1])  # (h', w') one unit of correction on every bit
+        after = origin_scores(work + base + unit, layout, _MODEL_K) * sign
+        response = np.maximum(after - before, 0.05 * float(np.mean(np.abs(after - before))) + 1e-6)
         bit_energy = np.bincount(self._bits[self._is_data], weights=unit_cells[self._is_data] ** 2,
                                  minlength=len(sign))
         unit_cost = float(np.mean(unit**2)) * bit_energy / (float(bit_energy.sum()) + 1e-12)
         budget = max(0.0, _MAX_RMS**2 - float(np.mean(base**2)))
         scale = _plan_correction(before, response, unit_cost, budget)  # (N_CODED,)
-        correction = render_cells(unit_cells * scale[self._bits], h, w)
-        delta = (base + correction).astype(np.float32)  # (H, W)
-        rms = float(np.sqrt(np.mean(delta**2)))
+
+        # Synthesis at full size.
+        strength_full = cv2.resize(strength, (w, h), interpolation=cv2.INTER_LINEAR)
+        delta = cv2.multiply(strength_full, render_cells(blind_cells, h, w), scale=gain)  # (H, W)
+        correction = (unit_cells * scale[self._bits]).astype(np.float32)
+        delta = cv2.add(delta, render_cells(correction, h, w))
+        rms = cv2.norm(delta) / np.sqrt(h * w)
         if rms > _MAX_RMS:  # cross terms the plan ignores
-            delta *= _MAX_RMS / rms
+            delta = cv2.multiply(delta, _MAX_RMS / rms)
         return delta
 
     def _embed_frame(self, frame: np.ndarray) -> np.ndarray:
@@ -137,20 +149,20 @@ def _plan_correction(before: np.ndarray, response: np.ndarray, unit_cost: np.nda
 
     For each target margin, bits below it are lifted to it cheapest first until the energy
     budget is spent; the margin whose resulting scores have the best mean / spread (what
-    the soft Viterbi decoder cares about) wins. Bits the host already favours get nothing.
+    the soft Viterbi decoder cares about) wins, or the smallest margin that is already
+    plenty (``_ENOUGH``), which keeps strong marks from spending energy they do not need.
+    Bits the host already favours get nothing. All margins at once: (M, N_CODED) arrays.
     """
-    best_quality, best = -np.inf, np.zeros_like(before)
-    for margin in _MARGINS * float(np.mean(response)):
-        need = np.maximum(0.0, margin - before) / response
-        cost = unit_cost * need**2
-        order = np.argsort(cost)
-        fixed = order[: int(np.searchsorted(np.cumsum(cost[order]), budget, side="right"))]
-        scale = np.zeros_like(before)
-        scale[fixed] = need[fixed]
-        final = before + response * scale
-        quality = float(np.mean(final)) / (float(np.std(final)) + 1e-9)
-        if quality > best_quality:
-            best_quality, best = quality, scale
-        if quality >= _ENOUGH:
-            break
-    return best
+    margins = _MARGINS[:, None] * float(np.mean(response))  # (M, 1)
+    need = np.maximum(0.0, margins - before[None, :]) / response[None, :]  # (M, N)
+    cost = unit_cost[None, :] * need**2
+    order = np.argsort(cost, axis=1)
+    spent = np.cumsum(np.take_along_axis(cost, order, axis=1), axis=1)  # (M, N)
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(order.shape[1])[None, :], axis=1)
+    n_fixed = (spent <= budget).sum(axis=1)  # (M,)
+    scale = np.where(ranks < n_fixed[:, None], need, 0.0)  # (M, N)
+    final = before[None, :] + response[None, :] * scale
+    quality = final.mean(axis=1) / (final.std(axis=1) + 1e-9)  # (M,)
+    enough = np.flatnonzero(quality >= _ENOUGH)
+    return scale[int(enough[0]) if len(enough) else int(np.argmax(quality))]
