@@ -14,6 +14,7 @@ the render as failed (``recover()``).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -325,28 +326,33 @@ class RenderPipeline:
         embedder = None
         written = 0
         t_anim = t_mark = t_enc = 0.0
-        for batch in _batches(frames, _CHUNK, timing := [0.0]):
-            t_anim = timing[0]
-            t0 = time.perf_counter()
-            if label:
-                batch = np.stack([draw_ai_label(f) for f in batch])
-            if embedder is None:
-                embedder = marker.embedder(batch.shape[1], batch.shape[2], payload)
-            marked = embedder.embed(batch)
-            t_mark += time.perf_counter() - t0
-            t0 = time.perf_counter()
+        try:
+            for batch, produce_seconds in _timed_batches(frames, _CHUNK):
+                t_anim += produce_seconds
+                t0 = time.perf_counter()
+                if label:
+                    batch = np.stack([draw_ai_label(f) for f in batch])
+                if embedder is None:
+                    embedder = marker.embedder(batch.shape[1], batch.shape[2], payload)
+                marked = embedder.embed(batch)
+                t_mark += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                if writer is None:
+                    writer = media.VideoWriter(
+                        encoded, fps=info.fps, width=batch.shape[2], height=batch.shape[1], audio_from=request.driving
+                    )
+                writer.write(marked)
+                t_enc += time.perf_counter() - t0
+                written += len(batch)
             if writer is None:
-                writer = media.VideoWriter(
-                    encoded, fps=info.fps, width=batch.shape[2], height=batch.shape[1], audio_from=request.driving
-                )
-            writer.write(marked)
+                raise StudioError("the driving video produced no frames")
+            t0 = time.perf_counter()
+            writer.close()
             t_enc += time.perf_counter() - t0
-            written += len(batch)
-        if writer is None:
-            raise StudioError("the driving video produced no frames")
-        t0 = time.perf_counter()
-        writer.close()
-        t_enc += time.perf_counter() - t0
+        except BaseException:
+            if writer is not None:
+                writer.abort()  # closes the encoder and deletes the partial file
+            raise
         timer.add("animate", t_anim)
         timer.add("watermark", t_mark)
         timer.add("encode", t_enc)
@@ -416,22 +422,16 @@ class RenderPipeline:
         return RenderResult(video_path=out, receipt_path=receipt_path, render_id=render_id, receipt=receipt)
 
 
-def _batches(frames: Iterator[np.ndarray], n: int, timing: list[float]) -> Iterator[np.ndarray]:
-    """Group frames into ``(<=n, H, W, 3)`` batches; ``timing[0]`` accumulates producer time."""
-    batch: list[np.ndarray] = []
+def _timed_batches(frames: Iterable[np.ndarray], n: int) -> Iterator[tuple[np.ndarray, float]]:
+    """``(<=n, H, W, 3)`` batches of ``frames`` and the seconds spent producing each one."""
     it = iter(frames)
     while True:
         t0 = time.perf_counter()
-        frame = next(it, None)
-        timing[0] += time.perf_counter() - t0
-        if frame is None:
-            break
-        batch.append(frame)
-        if len(batch) == n:
-            yield np.stack(batch)
-            batch = []
-    if batch:
-        yield np.stack(batch)
+        batch = list(itertools.islice(it, n))
+        elapsed = time.perf_counter() - t0
+        if not batch:
+            return
+        yield np.stack(batch), elapsed
 
 
 def draw_ai_label(frame: np.ndarray, text: str = "AI-generated") -> np.ndarray:
