@@ -101,12 +101,12 @@ class FrameEmbedder:
 
         # Blind part: the pilot (what the detector locks onto) and a share of the data,
         # texture-masked; the pilot leans towards cells the detector weights most.
-        blind_cells = layout.pilot + _BASE_DATA * self._data_cells  # (rows, cols)
-        blind_cells[:, :cols] *= np.where(self._is_data[:, :cols], 1.0,
-                                          (1.0 - _PILOT_WEIGHTING) + _PILOT_WEIGHTING * weight)
+        pilot_cells = layout.pilot.copy()  # (rows, cols)
+        pilot_cells[:, :cols] *= (1.0 - _PILOT_WEIGHTING) + _PILOT_WEIGHTING * weight
         strength = texture_strength(frame)  # (h'', w'') grey levels, coarse
         strength_work = cv2.resize(strength, work_size, interpolation=cv2.INTER_LINEAR)
-        base = strength_work * render_cells(blind_cells, *work_size[::-1])  # (h', w')
+        data_part = strength_work * render_cells(self._data_cells, *work_size[::-1])  # (h', w') blind data, weight 1
+        base = strength_work * render_cells(pilot_cells, *work_size[::-1]) + _BASE_DATA * data_part
         base_rms = float(np.sqrt(np.mean(base**2)))
         gain = min(1.0, _BASE_SHARE * _MAX_RMS / base_rms) if base_rms > 0 else 1.0
         base *= gain
@@ -125,8 +125,17 @@ class FrameEmbedder:
         unit_cost = float(np.mean(unit**2)) * bit_energy / (float(bit_energy.sum()) + 1e-12)
         budget = max(0.0, _MAX_RMS**2 - float(np.mean(base**2)))
         scale = _plan_correction(before, response, unit_cost, budget)  # (N_CODED,)
+        # Budget the correction did not need goes back to the blind part (up to its natural
+        # texture-masked strength): margin against H.264 and edits the model cannot foresee.
+        # It raises the blind data weight towards 1 (a fully blind mark, as strong as the pilot).
+        spare = budget - float(np.sum(unit_cost * scale**2))
+        data_energy = gain**2 * float(np.mean(data_part**2))
+        data_weight = _BASE_DATA
+        if spare > 0 and data_energy > 0:
+            data_weight = min(1.0, float(np.sqrt(_BASE_DATA**2 + spare / data_energy)))
 
         # Synthesis at full size.
+        blind_cells = pilot_cells + data_weight * self._data_cells  # (rows, cols), disjoint supports
         strength_full = cv2.resize(strength, (w, h), interpolation=cv2.INTER_LINEAR)
         delta = cv2.multiply(strength_full, render_cells(blind_cells, h, w), scale=gain)  # (H, W)
         correction = (unit_cells * scale[self._bits]).astype(np.float32)
