@@ -255,9 +255,7 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
             report = ledger.verify()
         except USER_FACING as exc:
             raise _fail(exc) from None
-        if report.ok:
-            return f"✅ Chain intact: {report.events} events, {report.checkpoints} signed checkpoints."
-        return f"❌ Chain broken at row {report.first_bad_seq}: {report.reason}"
+        return ("✅ " if report.ok else "❌ ") + report.summary()
 
     def on_export_ledger(request: gr.Request):
         try:

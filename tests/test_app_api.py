@@ -7,6 +7,7 @@ import concurrent.futures
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from studio_support import short_driving_clip, small_pipeline
@@ -115,10 +116,23 @@ def test_allowed_roles_reach_their_endpoints(server):
     assert demo.credential_id in str(rows)
 
 
-def test_four_renders_at_once_through_the_queue(server):
-    url, pipeline, demo, clip, downloads = server
+def test_four_renders_at_once_through_the_queue(server, astronaut, tmp_path):
+    """Four operators' renders queued together (two run at a time): all finish, chain intact.
+
+    Each job uploads its own files: Gradio stores uploads by content, and the studio deletes an
+    upload when its render ends, so byte-identical uploads racing each other would share one file.
+    """
+    from PIL import Image
+
+    url, pipeline, demo, _, downloads = server
     client = _client(url, "operator", demo.logins["operator"], downloads)
-    jobs = [client.submit(**_render_args(demo, clip), api_name="/render") for _ in range(4)]
+    jobs = []
+    for i in range(4):
+        photo = np.array(astronaut)
+        photo[0, i] ^= 1  # one pixel apart: a distinct upload
+        Image.fromarray(photo).save(tmp_path / f"photo{i}.png")
+        clip = short_driving_clip(tmp_path / f"clip{i}.mp4", astronaut, frames=8 + i)
+        jobs.append(client.submit(**_render_args(demo, clip, photo=tmp_path / f"photo{i}.png"), api_name="/render"))
     results = [job.result(timeout=600) for job in jobs]
     videos = {Path(r[0]["video"] if isinstance(r[0], dict) else r[0]).name for r in results}
     assert len(videos) == 4

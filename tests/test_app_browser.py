@@ -170,7 +170,7 @@ def test_login_import_render_play_download_audit(served, page, astronaut):
     text = report.inner_text()
     assert credential_id in text and "ledger" in text.lower()
     page.locator("#verify-ledger-btn").click()
-    page.locator("#verify-ledger-out").get_by_text("Chain intact").wait_for(timeout=60_000)
+    page.locator("#verify-ledger-out").get_by_text("chain intact").wait_for(timeout=60_000)
     _shot(page, work, "04-audited")
 
 
