@@ -255,7 +255,7 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
             report = ledger.verify()
         except USER_FACING as exc:
             raise _fail(exc) from None
-        return ("✅ " if report.ok else "❌ ") + report.summary()
+        return ("**OK** — " if report.ok else "**TAMPERED** — ") + report.summary()
 
     def on_export_ledger(request: gr.Request):
         try:
