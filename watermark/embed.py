@@ -35,6 +35,7 @@ _BASE_DATA = 0.4  # weight of the blind data cells relative to the pilot in the 
 _PILOT_WEIGHTING = 0.5
 _CORRECTION_WEIGHTING = 1.0  # exponent of the detector's weights that shapes the correction
 _MARGINS = np.linspace(0.0, 4.0, 33)  # target margins tried, in units of the mean unit response
+_HALF_SIZE_SYNTH_CELL = 10.0  # px per cell from which the mark is synthesised at half size
 _MODEL_K = 2  # samples per cell of the embedder's model of the detector (the detector decodes at 4)
 _ENOUGH = 8.0  # mean / spread of the scores beyond which more correction buys nothing
 
@@ -71,6 +72,8 @@ class FrameEmbedder:
         self._data_cells = np.where(layout.bit_index >= 0, cells, 0).astype(np.float32)  # (rows, cols)
         work_scale = min(1.0, WORK_SIDE / min(height, width))
         self._work_size = (max(1, round(width * work_scale)), max(1, round(height * work_scale)))
+        half = height / self._layout.rows >= _HALF_SIZE_SYNTH_CELL
+        self._synth_size = (height // 2, width // 2) if half else (height, width)  # (h, w)
         self._bits = np.maximum(layout.bit_index, 0)  # (rows, cols)
         self._is_data = layout.bit_index >= 0
         rng = np.random.default_rng(0)
@@ -138,16 +141,20 @@ class FrameEmbedder:
         if spare > 0 and data_energy > 0:
             data_weight = min(1.0, float(np.sqrt(_BASE_DATA**2 + spare / data_energy)))
 
-        # Synthesis at full size.
+        # Synthesis: everything is smooth at cell scale, so frames whose cells are >= 10 px
+        # are synthesised at half size and enlarged once (1080p: 2x faster, same mark).
         blind_cells = pilot_cells + data_weight * self._data_cells  # (rows, cols), disjoint supports
-        strength_full = cv2.resize(strength, (w, h), interpolation=cv2.INTER_LINEAR)
-        delta = cv2.multiply(strength_full, render_cells(blind_cells, h, w), scale=gain)  # (H, W)
+        sh, sw = self._synth_size
+        strength_synth = cv2.resize(strength, (sw, sh), interpolation=cv2.INTER_LINEAR)
+        delta = cv2.multiply(strength_synth, render_cells(blind_cells, sh, sw), scale=gain)  # (sh, sw)
         correction = (unit_cells * scale[self._bits]).astype(np.float32)
-        delta = cv2.add(delta, render_cells(correction, h, w))
-        rms = cv2.norm(delta) / np.sqrt(h * w)
+        delta = cv2.add(delta, render_cells(correction, sh, sw))
+        rms = cv2.norm(delta) / np.sqrt(sh * sw)
         if rms > _MAX_RMS:  # cross terms the plan ignores
             delta = cv2.multiply(delta, _MAX_RMS / rms)
-        return delta
+        if (sh, sw) != (h, w):
+            delta = cv2.resize(delta, (w, h), interpolation=cv2.INTER_LINEAR)
+        return delta  # (H, W)
 
     def _embed_frame(self, frame: np.ndarray) -> np.ndarray:
         delta = cv2.add(self.mark(frame), self._dither)  # (H, W); rounds to floor(x + u)
