@@ -1,13 +1,25 @@
-"""Keyed spread-spectrum embedding on luma with texture masking.
+"""Keyed spread-spectrum embedding on luma: a blind part plus a host-informed correction.
 
-For one frame size and payload the mark is fixed: ``pattern (H, W)`` is the bilinear
-rendering of the layout's +-1 cells (see ``_pattern``). Each frame adds
-``strength (H, W) * pattern`` to R, G and B alike, which changes luma by exactly that
-amount and leaves chroma alone. ``strength`` follows local texture, measured at low
-resolution: flat skin and sky get about 1 grey level, busy texture up to 6, and the frame
-is then scaled down if needed so the RMS change stays under ``_MAX_RMS`` (PSNR >= 42 dB).
-Rounding to integers uses a fixed ordered dither so that amplitudes below half a grey
-level survive on average instead of rounding to zero.
+Every frame gets one luma change ``delta (H, W)``, added to R, G and B alike (so chroma is
+left alone), built from the layout's +-1 cells rendered bilinearly (see ``_pattern``):
+
+* the blind part: pilot cells and a share of the data cells, times ``strength``, which
+  follows local texture measured at low resolution (flat skin and sky about 1 grey level,
+  busy texture up to 6);
+* the informed correction. On a still or mostly static frame nothing averages the host
+  image away, and its residual after the detector's whitening projected onto every coded
+  bit's chips ~2.6x as strongly as a blind mark at full budget (astronaut, 256 px). The
+  embedder knows the host, so it runs a model of the detector's scoring
+  (``detect.origin_scores``: whitening, equalisation, cell sums at the detector's
+  resolution), measures each bit's response to a unit correction shaped by the detector's
+  own equalisation weights (flat cells count most), and lifts the bits the host works
+  against, cheapest first, under the energy budget (informed embedding, after Malvar and
+  Florencio's Improved Spread Spectrum). Bits the host already favours cost nothing.
+
+The total is scaled down if needed so the RMS change stays under ``_MAX_RMS`` (PSNR >= 42.5
+dB). Rounding to integers uses a fixed ordered dither so that amplitudes below half a grey
+level survive on average instead of rounding to zero. docs/watermark.md ("Still frames")
+has the measurements.
 """
 
 from __future__ import annotations
