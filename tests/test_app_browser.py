@@ -116,7 +116,7 @@ def test_login_import_render_play_download_audit(served, page, astronaut):
     key = work / "subject.pem"
     did = _cli(home, "keys", "new", str(key), "--no-passphrase").strip().split()[-1]
     cred = work / "credential.json"
-    _cli(home, "consent", "issue", "--key", str(key), "--no-passphrase", "--subject-name", "Eileen Collins (e2e)",
+    _cli(home, "consent", "issue", "--key", str(key), "--subject-name", "Eileen Collins (e2e)",
          "--grantee", "E2E Studio", "--project", "E2E project", "--purpose", "education", "--max-duration", "30",
          "--photo", str(photo), "--out", str(cred))
     credential_id = json.loads(cred.read_text())["id"]
