@@ -6,7 +6,7 @@ Every frame the studio produces goes through here, in this order::
     -> 4 animate -> 5 watermark (and read it back) -> 6 encode + C2PA -> 7 ledger -> move into place
 
 Refusals stop at step 3, before any animation, and are logged with their reason. Output is
-written under ``home/work/`` and moved into ``home/outputs/`` only after the ledger has
+written to the data folder's ``work`` folder and moved into ``outputs`` only after the ledger has
 committed the render; a crash leaves nothing in the output folder, and the next start marks
 the render as failed (``recover()``).
 """

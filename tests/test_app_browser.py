@@ -9,6 +9,7 @@ Screenshots go to the test's temporary folder (and to $SCREENSHOT_DIR when set).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -16,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -58,8 +58,10 @@ def served(tmp_path_factory, astronaut):
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=2)
-            break
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/")
+            if conn.getresponse().status < 500:
+                break
         except Exception:  # noqa: BLE001 - not up yet
             if proc.poll() is not None:
                 pytest.fail((work / "server.log").read_text())
