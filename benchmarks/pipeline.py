@@ -64,10 +64,10 @@ def main() -> None:
             runs = [pipeline.render(request).receipt["stage_seconds"] for _ in range(args.repeat)]
             stages = sorted({k for r in runs for k in r})
             med = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in stages}
-            overhead = sum(med.get(k, 0.0) for k in ("consent", "watermark", "provenance", "ledger"))
+            overhead = sum(med.get(k, 0.0) for k in ("consent", "watermark", "watermark_check", "provenance", "ledger"))
             rows.append((name, med, overhead))
 
-        order = ["read", "face", "consent", "animate", "watermark", "encode", "provenance", "ledger"]
+        order = ["read", "face", "consent", "animate", "watermark", "encode", "watermark_check", "provenance", "ledger"]
         print(f"{frames} frames ({args.seconds:g} s at 25 fps), median of {args.repeat} runs, seconds per stage")
         print("| case | " + " | ".join(order) + " | total | gate overhead / animate |")
         print("|---|" + "---|" * (len(order) + 2))
