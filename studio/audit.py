@@ -21,7 +21,6 @@ Exit codes (for scripts; also in ``--help`` and docs/provenance.md):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path

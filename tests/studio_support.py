@@ -29,3 +29,33 @@ def short_driving_clip(path: Path, image: np.ndarray, *, frames: int = 12, size:
     clip, _ = make_driving_clip(small, frames=frames)
     media.write_video(path, clip, fps=25)
     return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_serving(port: int, proc, *, timeout: float = 240.0) -> None:  # noqa: ANN001 - subprocess.Popen
+    """Poll http://127.0.0.1:port/ until it answers; fail if the server process exits first."""
+    import http.client
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/")
+            if conn.getresponse().status < 500:
+                return
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            pytest.fail(f"the server exited early with code {proc.returncode}")
+        time.sleep(0.5)
+    pytest.fail("the server did not come up")

@@ -3,22 +3,14 @@ anonymous clients get nothing, and four renders at once through the queue keep t
 
 from __future__ import annotations
 
-import concurrent.futures
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from studio_support import short_driving_clip, small_pipeline
+from studio_support import free_port, short_driving_clip, small_pipeline
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +22,7 @@ def server(tmp_path_factory, astronaut):
     pipeline = small_pipeline(home, max_concurrent_renders=2)
     demo = ensure_demo(pipeline.config, pipeline)
     clip = short_driving_clip(home / "clip.mp4", astronaut, frames=8)
-    port = _free_port()
+    port = free_port()
     app = build_app(pipeline)
     launch(app, pipeline, host="127.0.0.1", port=port, block=False)
     yield f"http://127.0.0.1:{port}/", pipeline, demo, clip, tmp_path_factory.mktemp("downloads")

@@ -9,11 +9,9 @@ Screenshots go to the test's temporary folder (and to $SCREENSHOT_DIR when set).
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,19 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from studio_support import short_driving_clip
+from studio_support import free_port, short_driving_clip, wait_until_serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 _ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cli(home: Path, *args: str) -> str:
@@ -49,23 +41,13 @@ def served(tmp_path_factory, astronaut):
         pytest.skip("Debian's chromium is not installed (scripts/setup installs it)")
     home = tmp_path_factory.mktemp("browser-home")
     work = tmp_path_factory.mktemp("browser-work")
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, STUDIO_HOME=str(home), PYTHONUNBUFFERED="1")
     log = (work / "server.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "studio.cli", "serve", "--demo", "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/")
-            if conn.getresponse().status < 500:
-                break
-        except Exception:  # noqa: BLE001 - not up yet
-            if proc.poll() is not None:
-                pytest.fail((work / "server.log").read_text())
-            time.sleep(0.5)
+    wait_until_serving(port, proc)
     logins = json.loads((home / "demo" / "demo.json").read_text())["logins"]
     yield url, home, work, logins
     proc.terminate()

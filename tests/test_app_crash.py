@@ -2,52 +2,30 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from studio_support import short_driving_clip, small_pipeline
+from studio_support import free_port, short_driving_clip, small_pipeline, wait_until_serving
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_up(port: int, proc: subprocess.Popen, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/")
-            if conn.getresponse().status < 500:
-                return
-        except OSError:
-            pass
-        assert proc.poll() is None, "the server exited early"
-        time.sleep(0.5)
-    pytest.fail("the server did not come up")
 
 
 def test_server_killed_mid_render_leaves_nothing_and_restart_marks_it_failed(tmp_path, astronaut):
     from gradio_client import Client, handle_file
 
     home = tmp_path / "home"
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, STUDIO_HOME=str(home), PYTHONUNBUFFERED="1")
     server = subprocess.Popen([sys.executable, "-m", "studio.cli", "serve", "--demo", "--port", str(port)],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_up(port, server, time.monotonic() + 240)
+        wait_until_serving(port, server)
         state = json.loads((home / "demo" / "demo.json").read_text())
         clip = short_driving_clip(tmp_path / "long.mp4", astronaut, frames=500)
         client = Client(f"http://127.0.0.1:{port}/", auth=("operator", state["logins"]["operator"]), verbose=False,
