@@ -310,9 +310,8 @@ def audit_video(
 
 
 def _open_existing_ledger(config: StudioConfig) -> Any | None:
-    from studio.identity import load_or_create_studio_key
     from studio.ledger import Ledger
 
     if config.database_url is None and not (config.home / "ledger.sqlite3").exists():
         return None
-    return Ledger.open(config.sqlalchemy_url, studio_key=load_or_create_studio_key(config), upgrade=False)
+    return Ledger.from_config(config, upgrade=False)

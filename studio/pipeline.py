@@ -13,7 +13,6 @@ the render as failed (``recover()``).
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import logging
@@ -81,7 +80,6 @@ class RenderRequest:
     animator: str = "auto"  # "auto" | "landmark" | "fomm"
     options: AnimationOptions = field(default_factory=AnimationOptions)
     label_ai: bool | None = None  # None: follow the credential's disclosure commitment
-    face_index: int | None = None  # which face when the photo shows several
 
 
 @dataclass(frozen=True)
@@ -146,13 +144,11 @@ class RenderPipeline:
     def from_config(cls, config: StudioConfig) -> "RenderPipeline":
         from models.face import FaceAnalyzer
         from models.landmark_animator import LandmarkAnimator
-        from studio.identity import load_or_create_studio_key, load_or_create_watermark_key
+        from studio.identity import load_or_create_watermark_key
         from studio.ledger import Ledger
         from watermark.certs import StudioSigner
 
-        config.home.mkdir(parents=True, exist_ok=True)
-        key = load_or_create_studio_key(config)
-        ledger = Ledger.open(config.sqlalchemy_url, studio_key=key)
+        ledger = Ledger.from_config(config)
         animators: dict[str, Callable[[], Animator]] = {"landmark": LandmarkAnimator}
         if config.fomm_checkpoint is not None:
             ckpt = config.fomm_checkpoint
@@ -237,7 +233,7 @@ class RenderPipeline:
 
             t0 = time.perf_counter()
             report("analysing the face", 0, None)
-            face = self.face_analyzer().analyze(photo, face_index=request.face_index)
+            face = self.face_analyzer().analyze(photo, face_index=request.options.face_index)
             timer.add("face", time.perf_counter() - t0)
 
             t0 = time.perf_counter()
@@ -315,7 +311,7 @@ class RenderPipeline:
         signed = job_dir / "signed.mp4"
 
         # 4-6a: animate, label, watermark and encode, streaming in small batches.
-        options = dataclasses.replace(request.options, face_index=request.face_index)
+        options = request.options
         frames = animator.animate(
             verified,
             photo,

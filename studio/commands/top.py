@@ -69,9 +69,10 @@ def render(
         project=project,
         operator=operator or f"cli:{getpass.getuser()}",
         animator=animator,
-        options=AnimationOptions(relative=not absolute, adapt_movement_scale=not absolute, paste_back=paste_back),
+        options=AnimationOptions(
+            relative=not absolute, adapt_movement_scale=not absolute, paste_back=paste_back, face_index=face_index
+        ),
         label_ai=label,
-        face_index=face_index,
     )
     with _Progress() as progress:
         result = pipeline.render(request, progress=progress)
@@ -117,7 +118,6 @@ def users_add(
 ) -> None:
     """Create a studio account."""
     from studio.ledger import Ledger
-    from studio.identity import load_or_create_studio_key
     from studio.users import Role, create_user
 
     config = get_config()
@@ -129,7 +129,7 @@ def users_add(
         password = password_file.read_text().strip()
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    ledger = Ledger.open(config.sqlalchemy_url, studio_key=load_or_create_studio_key(config))
+    ledger = Ledger.from_config(config)
     create_user(ledger, username, password, role, actor=f"cli:{getpass.getuser()}")
     echo(f"created {username} ({role})")
 
@@ -138,10 +138,8 @@ def users_add(
 def users_list() -> None:
     """List studio accounts."""
     from studio.ledger import Ledger
-    from studio.identity import load_or_create_studio_key
 
-    config = get_config()
-    ledger = Ledger.open(config.sqlalchemy_url, studio_key=load_or_create_studio_key(config))
+    ledger = Ledger.from_config(get_config())
     for user in ledger.list_users():
         echo(f"{user.username}\t{user.role}")
 
