@@ -24,6 +24,8 @@ has the measurements.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -50,6 +52,25 @@ _MARGINS = np.linspace(0.0, 4.0, 33)  # target margins tried, in units of the me
 _HALF_SIZE_SYNTH_CELL = 10.0  # px per cell from which the mark is synthesised at half size
 _MODEL_K = 2  # samples per cell of the embedder's model of the detector (the detector decodes at 4)
 _ENOUGH = 8.0  # mean / spread of the scores beyond which more correction buys nothing
+# Keyframes (see FrameEmbedder._keymark_for): the host is probed on a coarse grid of about
+# _PROBE_SIDE samples on the short side; a probe pixel "changed" when its luma moved by more
+# than _PROBE_CHANGE grey levels since the keyframe.
+_PROBE_SIDE = 64
+_PROBE_CHANGE = 4.0
+_MOVED_FRACTION = 0.25  # share of changed probe pixels that makes the host "moved"
+_CUT_CHANGE = 24.0  # mean luma change (grey levels) that counts as a cut: re-analyse at once
+_MIN_KEY_INTERVAL = 4  # frames between keyframes while the host keeps moving
+_MAX_KEY_INTERVAL = 100  # frames between keyframes however still the host
+
+
+@dataclass
+class _KeyMark:
+    """The rounded mark of one keyframe, ready to add: uint8 (H, W, 3) up and down parts."""
+
+    probe: np.ndarray  # (h', w') float32 luma of the keyframe on the probe grid
+    up: np.ndarray
+    down: np.ndarray
+    age: int = 0  # frames since the keyframe
 
 
 def texture_strength(frame: np.ndarray) -> np.ndarray:
@@ -70,8 +91,10 @@ def texture_strength(frame: np.ndarray) -> np.ndarray:
 class FrameEmbedder:
     """Marks frames of one size with one payload; memory does not grow with video length.
 
-    Per frame: a blind part (pilot + a little data, texture-masked) and an informed data
-    correction computed against that frame's host (see the module docstring).
+    Per keyframe: a blind part (pilot + a little data, texture-masked) and an informed data
+    correction computed against that frame's host (see the module docstring). Frames whose
+    host stays close to the last keyframe's reuse its rounded mark, so marking them costs two
+    saturating adds (``_keymark_for``).
     """
 
     def __init__(self, *, key: bytes, height: int, width: int, payload: int) -> None:
@@ -90,6 +113,9 @@ class FrameEmbedder:
         self._is_data = layout.bit_index >= 0
         rng = np.random.default_rng(0)
         self._dither = rng.random((height, width), dtype=np.float32) - 0.5  # (H, W) in [-0.5, 0.5)
+        self._probe_step = max(1, min(height, width) // _PROBE_SIDE)
+        self._key: _KeyMark | None = None  # the mark of the last keyframe, reused until the host changes
+        self.keyframes = 0  # how many frames were analysed (for benchmarks and tests)
 
     def embed(self, frames: np.ndarray) -> np.ndarray:
         """Return marked copies of ``frames`` ((T, H, W, 3) or (H, W, 3) uint8, same shape)."""
@@ -100,8 +126,38 @@ class FrameEmbedder:
             )
         out = np.empty_like(clip)
         for t, frame in enumerate(clip):
-            out[t] = self._embed_frame(frame)
+            key = self._keymark_for(frame)
+            # Saturating uint8 adds of the rounded positive and negative parts, written in place.
+            cv2.add(frame, key.up, dst=out[t])
+            cv2.subtract(out[t], key.down, dst=out[t])
         return out[0] if single else out
+
+    def _keymark_for(self, frame: np.ndarray) -> "_KeyMark":
+        """The mark for ``frame``: the last keyframe's while the host stays close to it.
+
+        Analysing a frame (the informed correction) costs far more than adding a mark, and
+        consecutive frames share almost all of their host: a face animated over a still photo
+        changes a few percent of the pixels. A new keyframe is analysed when the host moved
+        (most probe pixels changed, e.g. a pan: at most every ``_MIN_KEY_INTERVAL`` frames), at
+        once after a cut, and at least every ``_MAX_KEY_INTERVAL`` frames.
+        """
+        step = self._probe_step
+        probe = luma(frame[::step, ::step])  # (h / step, w / step), a few thousand pixels
+        key = self._key
+        if key is not None:
+            key.age += 1
+            change = np.abs(probe - key.probe)
+            moved = float(np.mean(change > _PROBE_CHANGE))
+            cut = float(np.mean(change)) > _CUT_CHANGE
+            due = key.age >= _MAX_KEY_INTERVAL or (moved > _MOVED_FRACTION and key.age >= _MIN_KEY_INTERVAL)
+            if not (cut or due):
+                return key
+        delta = cv2.add(self.mark(frame), self._dither)  # (H, W); rounds to floor(x + u)
+        up = cv2.convertScaleAbs(cv2.max(delta, 0.0))
+        down = cv2.convertScaleAbs(cv2.min(delta, 0.0))
+        self._key = _KeyMark(probe=probe, up=cv2.merge([up, up, up]), down=cv2.merge([down, down, down]))
+        self.keyframes += 1
+        return self._key
 
     def mark(self, frame: np.ndarray) -> np.ndarray:
         """The luma change for one frame (H, W, 3) uint8, float32 (H, W), before rounding.
@@ -167,14 +223,6 @@ class FrameEmbedder:
         if (sh, sw) != (h, w):
             delta = cv2.resize(delta, (w, h), interpolation=cv2.INTER_LINEAR)
         return delta  # (H, W)
-
-    def _embed_frame(self, frame: np.ndarray) -> np.ndarray:
-        delta = cv2.add(self.mark(frame), self._dither)  # (H, W); rounds to floor(x + u)
-        # Saturating uint8 adds of the positive and negative parts: 10x faster than int16 numpy.
-        up = cv2.convertScaleAbs(cv2.max(delta, 0.0))
-        down = cv2.convertScaleAbs(cv2.min(delta, 0.0))
-        return cv2.subtract(cv2.add(frame, cv2.merge([up, up, up])), cv2.merge([down, down, down]))
-
 
 def _plan_correction(before: np.ndarray, response: np.ndarray, unit_cost: np.ndarray, budget: float) -> np.ndarray:
     """How many units of correction each coded bit gets, float (N_CODED,).
