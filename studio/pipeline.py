@@ -47,8 +47,8 @@ ProgressCallback = Callable[[str, int, "int | None"], None]
 
 _PAYLOAD_BITS = 48
 _CHUNK = 8  # frames per watermark/encode batch
-_CHECK_SIDE = 640  # long side the read-back check decodes at
-_CHECK_FRAMES = 64  # frames the read-back check reads (the mark is in every frame)
+_CHECK_FIRST = 16  # frames the read-back check reads first (the mark is in every frame)
+_CHECK_FRAMES = 64  # and at most, if the first ones do not read back
 
 
 class RenderRefused(StudioError):
@@ -332,7 +332,7 @@ class RenderPipeline:
                     batch = np.stack([draw_ai_label(f) for f in batch])
                 if embedder is None:
                     embedder = marker.embedder(batch.shape[1], batch.shape[2], payload)
-                marked = embedder.embed(batch)
+                marked = embedder.embed(batch, out=batch)  # the batch is ours: mark it in place
                 t_mark += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 if writer is None:
@@ -359,15 +359,23 @@ class RenderPipeline:
         t0 = time.perf_counter()
         report("confirming the watermark", 0, None)
         acc = marker.accumulator()
-        # The detector works at ~320 px and needs no more than a few seconds of frames, so the
-        # read-back decodes downscaled and stops early; it still reads the delivered bytes.
-        checked = 0
-        for chunk in media.VideoReader(encoded, max_side=_CHECK_SIDE).chunks(16):
-            acc.add(chunk)
-            checked += len(chunk)
+        # The detector reads brightness at ~320 px from a few seconds of frames, so the read-back
+        # takes the decoder's luma plane as it is (no colour conversion) and stops early; it
+        # still reads the delivered bytes. The first frames almost always suffice; more are
+        # read only if they do not.
+        checked, detection = 0, None
+        for plane in media.VideoReader(encoded).luma():
+            acc.add_luma(plane)
+            checked += 1
             if checked >= _CHECK_FRAMES:
                 break
-        detection = acc.result()
+            if checked == _CHECK_FIRST:
+                detection = acc.result()
+                if detection.payload == payload:
+                    break
+                detection = None  # read on
+        if detection is None:
+            detection = acc.result()
         timer.add("watermark_check", time.perf_counter() - t0)
         if detection.payload != payload:
             raise WatermarkNotConfirmed("the rendered video did not read back with its watermark; it was discarded")
@@ -405,7 +413,8 @@ class RenderPipeline:
             "frames": written,
             "fps": info.fps,
             "watermark_payload": payload,
-            "watermark": {"payload": f"{payload:012x}", "confidence": float(detection.confidence)},
+            "watermark": {"payload": f"{payload:012x}", "confidence": float(detection.confidence),
+                          "frames_checked": checked},
             "manifest": {"status": manifest.status},
             "likeness_distance": verified.likeness_distance,
             "consent_verified_at": verified.verified_at.isoformat(),

@@ -283,3 +283,38 @@ def test_a_late_starting_audio_track_stays_late_when_reencoded(tmp_path: Path) -
         first = next(container.decode(stream))
         assert float(first.pts * first.time_base) == pytest.approx(0.4, abs=0.05)
     assert decoded_audio_seconds(result) == pytest.approx(0.6, abs=0.05)
+
+
+@pytest.mark.parametrize("container,suffix,vcodec,pix_fmt,acodec,fps,frames,width,height", INPUTS, ids=[i[1] for i in INPUTS])
+def test_luma_planes_match_the_rgb_frames_brightness(
+    tmp_path: Path, container: str, suffix: str, vcodec: str, pix_fmt: str, acodec: str, fps: Fraction, frames: int,
+    width: int, height: int,
+) -> None:
+    path = make_video(tmp_path / f"in.{suffix}", container=container, vcodec=vcodec, pix_fmt=pix_fmt, fps=fps,
+                      frames=frames, width=width, height=height)
+    reader = media.VideoReader(path)
+    planes, rgb = list(reader.luma()), list(reader)
+    assert len(planes) == len(rgb) == frames
+    for y, f in zip(planes, rgb):
+        assert y.shape == f.shape[:2] and y.dtype == np.uint8 and y.flags.c_contiguous
+        # Video-range Y (16..235) of the decoded picture, against the RGB frame's own BT.601 luma
+        # (these test files carry no colour tags, so FFmpeg converts with BT.601).
+        expected = 16 + 219 / 255 * (0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2])
+        assert np.abs(y.astype(np.float64) - expected).mean() < 4
+
+
+def test_luma_planes_are_upright(tmp_path: Path) -> None:
+    path = tmp_path / "rotated.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.set_display_rotation(90)
+        frame = av.VideoFrame.from_ndarray(clip_frame(0, 64, 32), format="rgb24")
+        frame.pts = 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    y = next(media.VideoReader(path).luma())
+    rgb = next(iter(media.VideoReader(path)))
+    assert y.shape == rgb.shape[:2] == (64, 32)
+    assert abs(float(y[-4:].mean()) - float(y[:8].mean())) > 5  # the red bar (dark in Y) moved to the bottom
+    assert (y[-4:].mean() < y[:8].mean()) == (rgb[-4:].mean() < rgb[:8].mean())

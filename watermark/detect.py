@@ -31,8 +31,8 @@ from scipy import fft as sp_fft
 
 from watermark import ecc
 from watermark._pattern import LAYOUT_ROWS, Layout, keyed_mask, make_layout, render_cells
-from watermark.errors import UnsupportedFrames
-from watermark.frames import MIN_DETECT_SIDE, as_clip, luma
+from watermark.errors import FrameTooSmall, UnsupportedFrames
+from watermark.frames import MAX_ASPECT_RATIO, MIN_DETECT_SIDE, as_clip, luma
 from watermark.payload import INFO_BITS, WatermarkPayload
 
 WORK_SIDE = 320  # short side of the working image detection runs on
@@ -243,7 +243,42 @@ class Accumulator:
     def add(self, frames: np.ndarray) -> None:
         """Add a chunk of frames ((T, H, W, 3) or (H, W, 3) uint8) to the running sum."""
         clip, _ = as_clip(frames, min_side=MIN_DETECT_SIDE)
-        h, w = clip.shape[1:3]
+        work_size = self._start(*clip.shape[1:3])
+        assert self._sum is not None
+        for frame in clip:
+            small = frame if frame.shape[1::-1] == work_size else cv2.resize(frame, work_size, interpolation=cv2.INTER_AREA)
+            self._sum += luma(small)
+        self._count += len(clip)
+
+    def add_luma(self, planes: np.ndarray) -> None:
+        """Add decoded luma planes ((T, H, W) or (H, W) uint8, e.g. a video's Y plane).
+
+        The detector only ever reads brightness, and its whitening and equalisation make it
+        blind to the affine difference between video-range Y and full-range RGB luma; reading
+        Y straight from the decoder skips the colour conversion. Do not mix with ``add``.
+        """
+        if not isinstance(planes, np.ndarray) or planes.dtype != np.uint8 or planes.ndim not in (2, 3):
+            raise UnsupportedFrames("luma planes must be a uint8 array shaped (T, H, W) or (H, W)")
+        stack = planes[None] if planes.ndim == 2 else planes
+        if 0 in stack.shape:
+            raise UnsupportedFrames("there are no frames (empty array)")
+        if min(stack.shape[1:3]) < MIN_DETECT_SIDE:
+            raise FrameTooSmall(f"frames of {stack.shape[2]}x{stack.shape[1]} px are too small to read a watermark")
+        if stack.shape[2] / stack.shape[1] > MAX_ASPECT_RATIO:
+            raise UnsupportedFrames(f"frames of {stack.shape[2]}x{stack.shape[1]} px are too wide")
+        work_size = self._start(*stack.shape[1:3])
+        assert self._sum is not None
+        h, w = stack.shape[1:3]
+        k = min(h // work_size[1], w // work_size[0])  # integer box-filter step first: 2-3x faster
+        for plane in stack:
+            if k >= 2:
+                plane = cv2.resize(plane, (w // k, h // k), interpolation=cv2.INTER_AREA)
+            small = plane if plane.shape[::-1] == work_size else cv2.resize(plane, work_size, interpolation=cv2.INTER_AREA)
+            self._sum += small
+        self._count += len(stack)
+
+    def _start(self, h: int, w: int) -> tuple[int, int]:
+        """Fix the frame size on the first chunk; the working (width, height) for every chunk."""
         if self._shape is None:
             self._shape = (h, w)
             scale = min(1.0, WORK_SIDE / min(h, w))
@@ -251,11 +286,7 @@ class Accumulator:
             self._sum = np.zeros((self._work_size[1], self._work_size[0]), np.float64)
         elif self._shape != (h, w):
             raise UnsupportedFrames(f"frame size changed from {self._shape[1]}x{self._shape[0]} to {w}x{h}")
-        assert self._sum is not None
-        for frame in clip:
-            small = frame if (w, h) == self._work_size else cv2.resize(frame, self._work_size, interpolation=cv2.INTER_AREA)
-            self._sum += luma(small)
-        self._count += len(clip)
+        return self._work_size
 
     def result(self) -> Detection:
         """Search and decode the aggregated frames; ``payload`` None when nothing is found."""

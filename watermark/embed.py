@@ -58,7 +58,8 @@ _ENOUGH = 8.0  # mean / spread of the scores beyond which more correction buys n
 _PROBE_SIDE = 64
 _PROBE_CHANGE = 4.0
 _MOVED_FRACTION = 0.25  # share of changed probe pixels that makes the host "moved"
-_CUT_CHANGE = 24.0  # mean luma change (grey levels) that counts as a cut: re-analyse at once
+_CUT_CHANGE = 50.0  # mean luma change (grey levels) that counts as a cut (different pictures: 70-85;
+# a fast pan over 3 frames: up to 46): re-analyse at once
 _MIN_KEY_INTERVAL = 4  # frames between keyframes while the host keeps moving
 _MAX_KEY_INTERVAL = 100  # frames between keyframes however still the host
 
@@ -117,20 +118,31 @@ class FrameEmbedder:
         self._key: _KeyMark | None = None  # the mark of the last keyframe, reused until the host changes
         self.keyframes = 0  # how many frames were analysed (for benchmarks and tests)
 
-    def embed(self, frames: np.ndarray) -> np.ndarray:
-        """Return marked copies of ``frames`` ((T, H, W, 3) or (H, W, 3) uint8, same shape)."""
+    def embed(self, frames: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+        """Return marked copies of ``frames`` ((T, H, W, 3) or (H, W, 3) uint8, same shape).
+
+        ``out`` (same shape and dtype; may be ``frames`` itself) receives the marked frames
+        instead of a new array: a caller that owns its batch marks it in place and saves
+        allocating (and page-faulting) a full-size copy per batch.
+        """
         clip, single = as_clip(frames, min_side=MIN_EMBED_SIDE)
         if clip.shape[1:3] != (self.height, self.width):
             raise UnsupportedFrames(
                 f"frame size changed: expected {self.width}x{self.height}, got {clip.shape[2]}x{clip.shape[1]}"
             )
-        out = np.empty_like(clip)
+        if out is None:
+            result = np.empty_like(frames)
+        elif out.shape != frames.shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+            raise UnsupportedFrames(f"out must be a C-contiguous uint8 array shaped {frames.shape}")
+        else:
+            result = out
+        out = result[None] if single else result
         for t, frame in enumerate(clip):
             key = self._keymark_for(frame)
             # Saturating uint8 adds of the rounded positive and negative parts, written in place.
             cv2.add(frame, key.up, dst=out[t])
             cv2.subtract(out[t], key.down, dst=out[t])
-        return out[0] if single else out
+        return result
 
     def _keymark_for(self, frame: np.ndarray) -> "_KeyMark":
         """The mark for ``frame``: the last keyframe's while the host stays close to it.

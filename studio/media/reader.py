@@ -59,6 +59,30 @@ class VideoReader:
                     rgb = np.ascontiguousarray(np.rot90(rgb, k=quarter_turns))
                 yield rgb
 
+    def luma(self) -> Iterator[np.ndarray]:
+        """The decoded luma plane of each frame: ``(H, W)`` uint8, upright, at the stored size.
+
+        No colour conversion and no scaling (``max_side`` does not apply): the cheapest view
+        of what the file delivers, for checks that only need brightness, such as reading back
+        a watermark. Planar YUV and grey formats give their Y plane as decoded (video range
+        for most H.264); any other pixel format is converted to grey.
+        """
+        quarter_turns = self.info.rotation // 90
+        with open_video(self.path) as container:
+            stream = video_stream(container)
+            stream.thread_type = "AUTO"
+            for frame in _decode_checked(container, stream):
+                name = frame.format.name
+                if name.startswith(("yuv", "yuvj", "gray")) and len(frame.planes) in (1, 3, 4) \
+                        and not name.startswith(("yuyv", "uyvy")) and "16" not in name and "10" not in name:
+                    plane = frame.planes[0]
+                    y = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+                else:
+                    y = frame.to_ndarray(format="gray")  # (h, w)
+                if quarter_turns:
+                    y = np.rot90(y, k=quarter_turns)
+                yield np.ascontiguousarray(y)
+
     def chunks(self, n: int) -> Iterator[np.ndarray]:
         """Frames in batches of ``n`` (the last one may be shorter): ``(<=n, H, W, 3)``.
 
