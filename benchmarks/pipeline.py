@@ -1,7 +1,7 @@
 """End-to-end render time split by stage (prints a table).
 
 Two cases, run side by side in one process on the demo material:
-  * a 10-second 256x256 driving clip, animated at 256 px (no paste-back);
+  * a 10-second 256x256 driving clip animating a 256x256 photo whole (256x256 output);
   * a 1080p paste-back: the astronaut placed in a 1920x1080 photo, 10-second clip.
 Overhead = consent + watermark (embed and read-back) + provenance + ledger, as a share of
 the animation time (the issue's target: under 25%). Medians over --repeat runs.
@@ -36,6 +36,7 @@ def main() -> None:
 
     from models.animate import AnimationOptions
     from studio.demo import ensure_demo
+    from studio import media
     from studio.pipeline import RenderRequest
     from studio_support import short_driving_clip, small_pipeline
 
@@ -50,9 +51,12 @@ def main() -> None:
         canvas[284:796, 704:1216] = astronaut
         big = tmp / "astronaut-1080p.png"
         Image.fromarray(canvas).save(big)
+        # A 256x256 head-and-shoulders photo animated whole: the output is 256x256.
+        small = tmp / "astronaut-256.png"
+        Image.fromarray(astronaut[0:320, 60:380]).resize((256, 256), Image.BILINEAR).save(small)
         cases = {
             "256 px, no paste-back": RenderRequest(
-                photo=demo.photo, driving=clip, credential_id=demo.credential_id, purpose="education",
+                photo=small, driving=clip, credential_id=demo.credential_id, purpose="education",
                 project="Orbit (demo documentary)", operator="bench", options=AnimationOptions(paste_back=False),
                 label_ai=False),
             "1080p paste-back": RenderRequest(
@@ -60,12 +64,16 @@ def main() -> None:
                 project="Orbit (demo documentary)", operator="bench", label_ai=False),
         }
         rows = []
+        sizes = {}
         for name, request in cases.items():
-            runs = [pipeline.render(request).receipt["stage_seconds"] for _ in range(args.repeat)]
+            receipts = [pipeline.render(request).receipt for _ in range(args.repeat)]
+            out = media.probe_video(pipeline.config.outputs_dir / f"{receipts[-1]['render_id']}.mp4")
+            sizes[name] = f"{out.width}x{out.height}"
+            runs = [r["stage_seconds"] for r in receipts]
             stages = sorted({k for r in runs for k in r})
             med = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in stages}
             overhead = sum(med.get(k, 0.0) for k in ("consent", "watermark", "watermark_check", "provenance", "ledger"))
-            rows.append((name, med, overhead))
+            rows.append((f"{name} ({sizes[name]})", med, overhead))
 
         order = ["read", "face", "consent", "animate", "watermark", "encode", "watermark_check", "provenance", "ledger"]
         print(f"{frames} frames ({args.seconds:g} s at 25 fps), median of {args.repeat} runs, seconds per stage")

@@ -323,13 +323,15 @@ class RenderPipeline:
         writer: media.VideoWriter | None = None
         embedder = None
         written = 0
-        t_anim = t_mark = t_enc = 0.0
+        t_anim = t_label = t_mark = t_enc = 0.0
         try:
             for batch, produce_seconds in _timed_batches(frames, _CHUNK):
                 t_anim += produce_seconds
-                t0 = time.perf_counter()
                 if label:
+                    t0 = time.perf_counter()
                     batch = np.stack([draw_ai_label(f) for f in batch])
+                    t_label += time.perf_counter() - t0
+                t0 = time.perf_counter()
                 if embedder is None:
                     embedder = marker.embedder(batch.shape[1], batch.shape[2], payload)
                 marked = embedder.embed(batch, out=batch)  # the batch is ours: mark it in place
@@ -352,6 +354,8 @@ class RenderPipeline:
                 writer.abort()  # closes the encoder and deletes the partial file
             raise
         timer.add("animate", t_anim)
+        if label:
+            timer.add("label", t_label)
         timer.add("watermark", t_mark)
         timer.add("encode", t_enc)
 
