@@ -18,7 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.fomm.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
+from models.fomm.blocks import (
+    DownBlock2d,
+    ResBlock2d,
+    SameBlock2d,
+    UpBlock2d,
+    run_resblocks_winograd,
+    winograd_applies,
+)
 from models.fomm.config import DenseMotionConfig
 from models.fomm.dense_motion import DenseMotionNetwork
 
@@ -128,7 +135,11 @@ class OcclusionAwareGenerator(nn.Module):
                 out = out * occlusion
             if with_deformed:  # visualisation only: the source image warped by the same field
                 result["deformed"] = self._warp(source.image, motion["deformation"])
-        out = self.bottleneck(out)
+        blocks = list(self.bottleneck)
+        if blocks and all(isinstance(b, ResBlock2d) and winograd_applies(b, out) for b in blocks):
+            out = run_resblocks_winograd(blocks, out)  # all six blocks per image, in cache
+        else:
+            out = self.bottleneck(out)
         for block in self.up_blocks:
             out = block(out)
         result["prediction"] = torch.sigmoid(self.final(out))  # (B, C, H, W)
