@@ -27,6 +27,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,7 +74,9 @@ def _networks():
     return kp_detector, generator
 
 
-def _worker(mode: str, frames: int) -> dict:
+def _worker(mode: str, frames: int, save: str | None = None, keep: int = 0) -> dict:
+    """Time one mode over ``frames`` frames; with ``save``, write its first ``keep`` predictions
+    (float32, (keep, 3, H, W), before any rounding) there after the clock stops."""
     import numpy as np
     import torch
 
@@ -96,6 +99,7 @@ def _worker(mode: str, frames: int) -> dict:
                     kp_new = normalize_kp(kp_source, kp_driving, kp_initial, relative=True)
                     out = generator(source, kp_driving=kp_new, kp_source=kp_source)
                     predictions.append(np.transpose(out["prediction"].numpy(), [0, 2, 3, 1])[0])
+            kept = [torch.from_numpy(frame).permute(2, 0, 1) for frame in predictions[:keep]]
         else:
             batch = int(mode.rsplit("-", 1)[1]) if mode.startswith("batched-") else 8
 
@@ -109,16 +113,22 @@ def _worker(mode: str, frames: int) -> dict:
                 if pending:
                     yield torch.cat(pending)
 
+            kept = []
             for out in animate_stream(kp_detector, generator, source, batches(), reduced_precision=mode.startswith("reduced")):
                 _ = (out.clamp(0, 1) * 255).round().to(torch.uint8)  # what the animator keeps
+                kept.extend(list(out[: max(0, keep - len(kept))]))  # a few float frames for the error check
     seconds = time.perf_counter() - start
+    if save:
+        np.save(save, torch.stack(kept).numpy() if kept else np.zeros((0,), np.float32))
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"fps": frames / seconds, "seconds": seconds, "peak_rss_mib": peak_kib / 1024}
 
 
-def _run_worker(mode: str, args: argparse.Namespace) -> dict:
+def _run_worker(mode: str, args: argparse.Namespace, save: str | None = None) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     command = [sys.executable, __file__, "--worker", mode, "--frames", str(args.frames), "--threads", str(args.threads)]
+    if save:
+        command += ["--save", save, "--compare-frames", str(args.compare_frames)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -159,33 +169,50 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--error-frames", type=int, default=4)
     parser.add_argument("--modes", default="per-frame,per-frame+,batched-1,batched-8")
+    parser.add_argument("--compare-frames", type=int, default=8,
+                        help="frames whose float output is compared with the first mode's (the reference pattern)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--save", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    import numpy as np
     import torch
 
     torch.set_num_threads(args.threads)
     if args.worker:
-        print(json.dumps(_worker(args.worker, args.frames)))
+        print(json.dumps(_worker(args.worker, args.frames, args.save, args.compare_frames)))
         return
 
     modes = args.modes.split(",")
     if torch.cuda.is_available():
         modes.append("reduced-8")
     results: dict[str, list[dict]] = {mode: [] for mode in modes}
-    for _ in range(args.repeats):
-        for mode in modes:
-            results[mode].append(_run_worker(mode, args))
+    outputs: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for round_index in range(args.repeats):
+            for index, mode in enumerate(modes):
+                save = os.path.join(scratch, f"{index}.npy") if round_index == 0 and args.compare_frames else None
+                results[mode].append(_run_worker(mode, args, save))
+                if save:
+                    outputs[mode] = np.load(save)
 
     print(f"FOMM vox-256, random weights, 256x256, {args.frames} frames, {args.threads} thread(s), "
           f"median of {args.repeats} (device: {'cuda' if torch.cuda.is_available() else 'cpu'})")
-    print(f"{'mode':<12} {'frames/s':>9} {'s/clip':>8} {'peak RSS MiB':>13} {'speed-up':>9}")
+    print(f"{'mode':<12} {'frames/s':>9} {'s/clip':>8} {'peak RSS MiB':>13} {'speed-up':>9} "
+          f"{'max |diff|':>11} {'mean |diff|':>12}")
     base = statistics.median(r["fps"] for r in results[modes[0]])
     for mode in modes:
         fps = statistics.median(r["fps"] for r in results[mode])
         seconds = statistics.median(r["seconds"] for r in results[mode])
         rss = statistics.median(r["peak_rss_mib"] for r in results[mode])
-        print(f"{mode:<12} {fps:>9.2f} {seconds:>8.1f} {rss:>13.0f} {fps / base:>8.2f}x")
+        if mode in outputs and modes[0] in outputs and outputs[mode].shape == outputs[modes[0]].shape:
+            diff = np.abs(outputs[mode].astype(np.float64) - outputs[modes[0]])  # vs the reference pattern
+            error = f"{diff.max():>11.2e} {diff.mean():>12.2e}"
+        else:
+            error = f"{'-':>11} {'-':>12}"
+        print(f"{mode:<12} {fps:>9.2f} {seconds:>8.1f} {rss:>13.0f} {fps / base:>8.2f}x {error}")
+    if outputs:
+        print(f"|diff|: float predictions of the first {args.compare_frames} frames vs {modes[0]}, same network and frames")
     if args.error_frames:
         max_error, mean_error = _emulated_bf16_error(args.error_frames)
         print(f"reduced precision (bf16, emulated) vs float32 over {args.error_frames} frames: "
