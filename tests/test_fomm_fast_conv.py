@@ -134,17 +134,27 @@ def test_winograd_weights_are_recomputed_when_parameters_change():
     torch.testing.assert_close(after, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_winograd_path_is_off_in_training_under_autocast_and_on_other_dtypes():
+def test_winograd_path_is_off_in_training_with_grad_under_autocast_and_on_other_dtypes():
     block = _random_block(4, seed=5)
     x = torch.randn(1, 4, 8, 8)
-    assert winograd_applies(block, x)
+    assert winograd_applies(block, x)  # grad is disabled by the autouse fixture below
     assert not winograd_applies(block, x.double())
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not winograd_applies(block, x)
     with reference_layers():
         assert not winograd_applies(block, x)
+    with torch.enable_grad():
+        assert not winograd_applies(block, x)  # cached kernels would cut the gradient
+        block(x.requires_grad_()).sum().backward()
+    assert block.conv1.weight.grad is not None and block.conv1.weight.grad.abs().sum() > 0
     block.train()
     assert not winograd_applies(block, x)
+
+
+@pytest.fixture(autouse=True)
+def _no_grad():
+    with torch.no_grad():
+        yield
 
 
 def test_animate_frames_is_the_same_with_worker_threads(astronaut, grace_hopper):

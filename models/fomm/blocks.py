@@ -14,10 +14,11 @@ output pixel and channel pair. Training mode runs the plain layers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,7 @@ from models.fomm import winograd
 
 
 _rewrites = {"enabled": True}
+_T = TypeVar("_T")
 
 
 @contextmanager
@@ -69,32 +71,66 @@ def _folded(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.
     return weight, (bias - norm.running_mean) * scale + norm.bias
 
 
-def _upsample_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``conv3x3(pad 1)(nearest_upsample_x2(x))`` computed at the low resolution.
+def _phase_kernels(weight: torch.Tensor) -> list[torch.Tensor]:
+    """The four 2x2 kernels (O, C, 2, 2) of ``_upsample_conv``, phases (0,0), (0,1), (1,0), (1,1).
 
     Output row 2i sees upsampled rows 2i-1, 2i, 2i+1 = low rows i-1, i, i, so its row taps
     collapse to (w0, w1 + w2) on rows (i-1, i); row 2i+1 gets (w0 + w1, w2) on rows (i, i+1).
-    The same holds for columns. Zero padding matches: upsampled row -1 is padding, and so is
-    low row -1. x (B, C, H, W) -> (B, O, 2H, 2W).
+    The same holds for columns.
     """
     w0, w1, w2 = weight[:, :, 0:1], weight[:, :, 1:2], weight[:, :, 2:3]
     rows = (torch.cat([w0, w1 + w2], 2), torch.cat([w0 + w1, w2], 2))  # each (O, C, 2, 3)
+    kernels = []
+    for row_kernel in rows:
+        c0, c1, c2 = row_kernel[..., 0:1], row_kernel[..., 1:2], row_kernel[..., 2:3]
+        kernels += [torch.cat([c0, c1 + c2], 3), torch.cat([c0 + c1, c2], 3)]
+    return kernels
+
+
+def _upsample_conv(x: torch.Tensor, kernels: list[torch.Tensor], bias: torch.Tensor) -> torch.Tensor:
+    """``conv3x3(pad 1)(nearest_upsample_x2(x))`` computed at the low resolution.
+
+    ``kernels`` from ``_phase_kernels``. Zero padding matches: upsampled row -1 is padding, and
+    so is low row -1. x (B, C, H, W) -> (B, O, 2H, 2W).
+    """
     padded = F.pad(x, (1, 1, 1, 1))
     batch, _, height, width = x.shape
-    out = x.new_empty(batch, weight.shape[0], 2 * height, 2 * width)
-    for py, row_kernel in enumerate(rows):
-        c0, c1, c2 = row_kernel[..., 0:1], row_kernel[..., 1:2], row_kernel[..., 2:3]
-        for px, kernel in enumerate((torch.cat([c0, c1 + c2], 3), torch.cat([c0 + c1, c2], 3))):
-            window = padded[:, :, py : py + height + 1, px : px + width + 1]
-            out[:, :, py::2, px::2] = F.conv2d(window, kernel, bias)  # (B, O, H, W) phase
+    out = x.new_empty(batch, kernels[0].shape[0], 2 * height, 2 * width)
+    for index, kernel in enumerate(kernels):
+        py, px = divmod(index, 2)
+        window = padded[:, :, py : py + height + 1, px : px + width + 1]
+        out[:, :, py::2, px::2] = F.conv2d(window, kernel, bias)  # (B, O, H, W) phase
     return out
+
+
+def derived(module: nn.Module, name: str, compute: Callable[[], _T]) -> _T:
+    """``compute()`` (weights derived from ``module``'s parameters), cached on the module when no grad is needed.
+
+    Why: folding a BatchNorm into a 1024-channel conv, or building phase and Winograd kernels,
+    costs a pass over the weights on every call, which on small feature maps is as much as the
+    convolution itself; the weights do not change between frames. The cache key holds each
+    parameter's and buffer's storage pointer and version counter, so ``load_state_dict`` (an
+    in-place copy, which bumps the version), ``.to()`` or editing a weight invalidates it. With
+    grad enabled nothing is cached, so gradients still reach the parameters. The values are
+    made outside inference mode, so they stay usable in any mode.
+    """
+    if torch.is_grad_enabled():
+        return compute()
+    tensors = (*module.parameters(), *module.buffers())
+    key = tuple((t.device, t.dtype, t.data_ptr(), t._version) for t in tensors)
+    cache: dict[str, tuple[tuple, object]] = module.__dict__.setdefault("_derived_cache", {})
+    hit = cache.get(name)
+    if hit is None or hit[0] != key:
+        with torch.inference_mode(False), torch.no_grad():
+            hit = (key, compute())
+        cache[name] = hit  # a benign race: two threads would store equal values
+    return hit[1]  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
 class _WinogradResBlock:
     """Everything one eval-mode ResBlock2d needs on the Winograd path, derived from its parameters."""
 
-    key: tuple  # (data_ptr, _version) of every source tensor, plus device and dtype
     scale: torch.Tensor  # (C, 1, 1) norm1 as an affine map: relu(x * scale + shift)
     shift: torch.Tensor  # (C, 1, 1)
     weight1: torch.Tensor  # (n^2, C, C) conv1 with norm2 folded in, Winograd domain
@@ -112,7 +148,6 @@ class ResBlock2d(nn.Module):
         self.conv2 = nn.Conv2d(in_features, in_features, kernel_size, padding=padding)
         self.norm1 = nn.BatchNorm2d(in_features, affine=True)
         self.norm2 = nn.BatchNorm2d(in_features, affine=True)
-        self._winograd: _WinogradResBlock | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if _plain(self):
@@ -120,37 +155,31 @@ class ResBlock2d(nn.Module):
             return self.conv2(F.relu(self.norm2(out))) + x
         if winograd_applies(self, x):
             return run_resblocks_winograd([self], x)
-        weight, bias = _folded(self.conv1, self.norm2)
+        weight, bias = derived(self, "folded", lambda: _folded(self.conv1, self.norm2))
         out = F.relu(F.conv2d(F.relu(self.norm1(x)), weight, bias, padding=self.conv1.padding))
         return torch.add(x, F.conv2d(out, self.conv2.weight, self.conv2.bias, padding=self.conv2.padding))
 
     def winograd_params(self) -> _WinogradResBlock:
-        """Transformed weights, computed on first use and again only when a parameter changed.
+        """Norm1 as an affine map and both convs' Winograd kernels (norm2 folded into conv1), cached.
 
-        Why cached: the kernel transform costs about as much as one frame's worth of this
-        block, and the weights do not change between frames. The key holds each tensor's
-        storage pointer and version counter, so ``load_state_dict`` (an in-place copy that bumps
-        the version), ``.to()`` or editing a weight all invalidate it.
+        Computed once per weight version (``derived``): the kernel transforms cost about as much
+        as a frame's worth of this block.
         """
-        sources = (*self.conv1.parameters(), *self.conv2.parameters(), *self.norm1.parameters(),
-                   *self.norm2.parameters(), *self.norm1.buffers(), *self.norm2.buffers())
-        weight = self.conv1.weight
-        key = (weight.device, weight.dtype, *((t.data_ptr(), t._version) for t in sources))
-        if self._winograd is None or self._winograd.key != key:
-            with torch.no_grad():
-                scale = self.norm1.weight * torch.rsqrt(self.norm1.running_var + self.norm1.eps)  # (C,)
-                shift = self.norm1.bias - self.norm1.running_mean * scale
-                weight1, bias1 = _folded(self.conv1, self.norm2)
-                self._winograd = _WinogradResBlock(
-                    key=key,
-                    scale=scale.view(-1, 1, 1).detach().clone(),
-                    shift=shift.view(-1, 1, 1).detach().clone(),
-                    weight1=winograd.transform_weight(weight1, WINOGRAD_TILE),
-                    bias1=bias1.detach().clone(),
-                    weight2=winograd.transform_weight(self.conv2.weight, WINOGRAD_TILE),
-                    bias2=self.conv2.bias.detach().clone(),
-                )
-        return self._winograd
+
+        def compute() -> _WinogradResBlock:
+            scale = self.norm1.weight * torch.rsqrt(self.norm1.running_var + self.norm1.eps)  # (C,)
+            shift = self.norm1.bias - self.norm1.running_mean * scale
+            weight1, bias1 = _folded(self.conv1, self.norm2)
+            return _WinogradResBlock(
+                scale=scale.view(-1, 1, 1).clone(),
+                shift=shift.view(-1, 1, 1).clone(),
+                weight1=winograd.transform_weight(weight1, WINOGRAD_TILE),
+                bias1=bias1.clone(),
+                weight2=winograd.transform_weight(self.conv2.weight, WINOGRAD_TILE),
+                bias2=self.conv2.bias.clone(),
+            )
+
+        return derived(self, "winograd", compute)
 
 
 WINOGRAD_TILE = 4
@@ -160,7 +189,7 @@ WINOGRAD_TILE = 4
 def winograd_applies(block: ResBlock2d, x: torch.Tensor) -> bool:
     """Whether ``block`` runs on the Winograd path for input ``x``.
 
-    Only eval-mode float32 on the CPU outside autocast, with rewrites on: cuDNN on a GPU has its
+    Only eval-mode float32 on the CPU outside autocast and without grad, with rewrites on: cuDNN on a GPU has its
     own fast algorithms (and our many-kernel pipeline would be slower there), and reduced
     precision would lose accuracy in the transforms.
     """
@@ -169,6 +198,7 @@ def winograd_applies(block: ResBlock2d, x: torch.Tensor) -> bool:
         and x.device.type == "cpu"
         and x.dtype == torch.float32
         and not torch.is_autocast_enabled("cpu")
+        and not torch.is_grad_enabled()  # the cached kernels carry no gradient
         and block.conv1.kernel_size == block.conv2.kernel_size == (3, 3)
         and block.conv1.padding == block.conv2.padding == (1, 1)
     )
@@ -241,7 +271,12 @@ class UpBlock2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if _plain(self) or self.conv.kernel_size != (3, 3) or self.conv.padding != (1, 1):
             return F.relu(self.norm(self.conv(F.interpolate(x, scale_factor=2))))
-        return F.relu(_upsample_conv(x, *_folded(self.conv, self.norm)))
+        kernels, bias = derived(self, "phases", self._phase_weights)
+        return F.relu(_upsample_conv(x, kernels, bias))
+
+    def _phase_weights(self) -> tuple[list[torch.Tensor], torch.Tensor]:
+        weight, bias = _folded(self.conv, self.norm)
+        return _phase_kernels(weight), bias
 
 
 class DownBlock2d(nn.Module):
@@ -256,7 +291,7 @@ class DownBlock2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if _plain(self):
             return self.pool(F.relu(self.norm(self.conv(x))))
-        weight, bias = _folded(self.conv, self.norm)
+        weight, bias = derived(self, "folded", lambda: _folded(self.conv, self.norm))
         return self.pool(F.relu(F.conv2d(x, weight, bias, padding=self.conv.padding)))
 
 
@@ -271,7 +306,7 @@ class SameBlock2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if _plain(self):
             return F.relu(self.norm(self.conv(x)))
-        weight, bias = _folded(self.conv, self.norm)
+        weight, bias = derived(self, "folded", lambda: _folded(self.conv, self.norm))
         return F.relu(F.conv2d(x, weight, bias, padding=self.conv.padding))
 
 
