@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from fomm_support import TINY, face_clip, random_checkpoint
 from models.fomm import animate_frames, build_networks
 from models.fomm import winograd
-from models.fomm.blocks import ResBlock2d, reference_layers, run_resblocks_winograd, winograd_applies
+from models.fomm.blocks import ResBlock2d, UpBlock2d, reference_layers, run_resblocks_winograd, winograd_applies
 from models.fomm.checkpoint import load_state_dict_strict
 
 
@@ -170,3 +170,31 @@ def test_animate_frames_is_the_same_with_worker_threads(astronaut, grace_hopper)
     assert torch.get_num_threads() == 2
     torch.testing.assert_close(split, single, rtol=1e-5, atol=1e-5)
     assert (split - single).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("width", [64, 67])
+def test_upblock_union_winograd_equals_nearest_upsample_then_conv(width):
+    """At 64 px and up an UpBlock runs all four phases as one Winograd conv; odd widths crop partial tiles."""
+    generator = torch.Generator().manual_seed(width)
+    block = UpBlock2d(5, 3).eval()
+    with torch.no_grad():
+        block.conv.weight.copy_(torch.randn(block.conv.weight.shape, generator=generator) * 0.3)
+        block.norm.running_mean.copy_(torch.randn(3, generator=generator) * 0.1)
+        block.norm.running_var.copy_(torch.rand(3, generator=generator) + 0.5)
+        block.norm.weight.copy_(torch.rand(3, generator=generator) + 0.5)
+    x = torch.randn(2, 5, 64, width, generator=generator)
+    with reference_layers():
+        expected = block(x)
+    ours = block(x)
+    assert "winograd" in block.__dict__["_derived_cache"]  # the union path ran
+    assert ours.shape == (2, 3, 128, 2 * width)
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_final_conv_as_transposed_conv_equals_conv2d():
+    conv = torch.nn.Conv2d(6, 3, 7, padding=3)
+    generator = build_networks(TINY)[1]
+    generator.final = conv
+    x = torch.randn(2, 6, 20, 17)
+    torch.testing.assert_close(generator._final(x), F.conv2d(x, conv.weight, conv.bias, padding=3), rtol=1e-5, atol=1e-5)
+    assert "transposed" in conv.__dict__["_derived_cache"]

@@ -224,3 +224,42 @@ def conv3x3(
     tiles = conv3x3_tiles(padded, transformed_weight, bias, height, width, m)
     out = x.new_empty(batch, transformed_weight.shape[1], height, width)
     return scatter_tiles(tiles, out)
+
+
+def union_phase_kernel(phase_kernels: list[torch.Tensor]) -> torch.Tensor:
+    """The four 2x2 phase kernels (O, C, 2, 2) of a nearest-x2 upsample + 3x3 conv as one (4*O, C, 3, 3) kernel.
+
+    Why: phase (py, px) reads padded low-resolution rows i+py, i+py+1 and columns j+px, j+px+1,
+    which is a 3x3 'same' window with the kernel placed at offset (py, px) and zeros elsewhere.
+    One 3x3 convolution with 4*O output channels therefore yields every phase, and under
+    F(4x4, 3x3) it costs 36/16 multiplications per output pixel instead of the direct 2x2
+    phases' 4 (the zeros cost nothing extra in the Winograd domain). Output channel
+    (2 * py + px) * O + o is phase (py, px) of channel o.
+    """
+    out_channels, in_channels = phase_kernels[0].shape[:2]
+    union = phase_kernels[0].new_zeros(4, out_channels, in_channels, 3, 3)
+    for index, kernel in enumerate(phase_kernels):
+        py, px = divmod(index, 2)
+        union[index, :, :, py : py + 2, px : px + 2] = kernel
+    return union.view(4 * out_channels, in_channels, 3, 3)
+
+
+def scatter_phases(tiles: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """ReLU of the union conv's tiles (B, 4*O, th, m, tw, m), interleaved into ``out`` (B, O, 2H, 2W).
+
+    Output pixel (2y + py, 2x + px) of channel o is low pixel (y, x) of union channel
+    (2 py + px) O + o; the interleave, the ReLU and (for sizes that are not whole tiles) the crop
+    are one strided copy.
+    """
+    batch, channels4, tiles_h, m, tiles_w, _ = tiles.shape
+    out_channels = channels4 // 4
+    height, width = out.shape[2] // 2, out.shape[3] // 2
+    phases = tiles.unflatten(1, (2, 2, out_channels))  # (B, py, px, O, th, i, tw, j)
+    source = phases.permute(0, 3, 4, 5, 1, 6, 7, 2)  # (B, O, th, i, py, tw, j, px)
+    if height % m or width % m:
+        full = source.reshape(batch, out_channels, 2 * tiles_h * m, 2 * tiles_w * m)
+        torch.clamp_min(full[:, :, : 2 * height, : 2 * width], 0, out=out)
+        return out
+    target = out.view(batch, out_channels, tiles_h, m, 2, tiles_w, m, 2)
+    torch.clamp_min(source, 0, out=target)
+    return out
