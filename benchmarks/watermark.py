@@ -165,7 +165,7 @@ def _methods(names: list[str], baseline_frames: int) -> list[object]:
 
 
 def run_table(sizes: list[tuple[int, int]], attacks: list[str], clips: int, methods: list[object],
-              frames: int) -> None:
+              frames: int, first_clip: int = 0) -> None:
     import blind_watermark  # noqa: F401  (import once up front: it sets the multiprocessing start method)
 
     rng = np.random.default_rng(0)
@@ -175,7 +175,7 @@ def run_table(sizes: list[tuple[int, int]], attacks: list[str], clips: int, meth
     timing: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for h, w in sizes:
         label = f"{w}x{h}"
-        for c in range(clips):
+        for c in range(first_clip, first_clip + clips):
             cover = _cover(COVERS[c % len(COVERS)])
             clip = panning_clip(cover, height=h, width=w, frames=frames, seed=100 + c)
             for m in methods:
@@ -284,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1 clip per size, main attacks, 256 and 720p")
     parser.add_argument("--clips", type=int, default=10, help="clips per size")
+    parser.add_argument("--first-clip", type=int, default=0, help="index of the first clip (to extend an earlier run)")
     parser.add_argument("--frames", type=int, default=50)
     parser.add_argument("--baseline-frames", type=int, default=10)
     parser.add_argument("--sizes", default="256x256,1280x720,1920x1080")
@@ -301,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     clips = args.clips
     if args.quick:
         sizes, attacks, clips = [(256, 256), (720, 1280)], list(QUICK_ATTACKS), 1
-    run_table(sizes, attacks, clips, _methods(args.methods.split(","), args.baseline_frames), args.frames)  # type: ignore[arg-type]
+    run_table(sizes, attacks, clips, _methods(args.methods.split(","), args.baseline_frames), args.frames, args.first_clip)  # type: ignore[arg-type]
     return 0
 
 
