@@ -12,7 +12,14 @@ import torch.nn.functional as F
 from fomm_support import TINY, face_clip, random_checkpoint
 from models.fomm import animate_frames, build_networks
 from models.fomm import winograd
-from models.fomm.blocks import ResBlock2d, UpBlock2d, reference_layers, run_resblocks_winograd, winograd_applies
+from models.fomm.blocks import (
+    ResBlock2d,
+    UpBlock2d,
+    map_in_workers,
+    reference_layers,
+    run_resblocks_winograd,
+    winograd_applies,
+)
 from models.fomm.checkpoint import load_state_dict_strict
 
 
@@ -198,3 +205,26 @@ def test_final_conv_as_transposed_conv_equals_conv2d():
     x = torch.randn(2, 6, 20, 17)
     torch.testing.assert_close(generator._final(x), F.conv2d(x, conv.weight, conv.bias, padding=3), rtol=1e-5, atol=1e-5)
     assert "transposed" in conv.__dict__["_derived_cache"]
+
+
+def test_map_in_workers_runs_single_threaded_and_restores_the_callers_count():
+    """Workers see one intra-op thread and inference mode; overlapping callers keep their own counts."""
+    import threading
+    import time
+
+    torch.set_num_threads(2)
+    seen: list[tuple[int, bool]] = []
+
+    def probe(item: int) -> int:
+        time.sleep(0.05)
+        seen.append((torch.get_num_threads(), torch.is_inference_mode_enabled()))
+        return item * 2
+
+    results: list[list[int]] = []
+    other = threading.Thread(target=lambda: results.append(map_in_workers(probe, [1, 2, 3], 2)))
+    other.start()
+    assert map_in_workers(probe, [4, 5], 2) == [8, 10]
+    other.join()
+    assert results == [[2, 4, 6]]
+    assert set(seen) == {(1, True)}
+    assert torch.get_num_threads() == 2

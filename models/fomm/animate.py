@@ -22,12 +22,12 @@ Frames are independent, so this changes nothing but the schedule.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from scipy.spatial import ConvexHull
 
+from models.fomm.blocks import map_in_workers
 from models.fomm.generator import OcclusionAwareGenerator
 from models.fomm.keypoint_detector import KPDetector
 
@@ -77,10 +77,9 @@ def _per_thread_slices(
     layer, two threads each) stall at their barriers whenever one core is busy elsewhere; we
     measured a batch-8 generator call at 1.4 s per frame that way against 0.9 s per frame with
     two worker threads, each running single-threaded ops on half the batch (torch ops release
-    the GIL). The intra-op thread count is set to 1 while the workers run, so every worker
-    (and the per-image Winograd bottleneck inside it) stays on one core, and is restored after.
-    Each worker re-enters inference mode, which is thread-local. Off on CUDA, under autocast
-    (also thread-local) and for a single frame. ``fn`` maps a slice to a dict of (b, ...) tensors.
+    the GIL). Each worker runs single-threaded ops (``map_in_workers``), so it and the
+    per-image Winograd bottleneck inside it stay on one core. Off on CUDA, under autocast
+    (thread-local, so it would not reach the workers) and for a single frame. ``fn`` maps a slice to a dict of (b, ...) tensors.
     """
     threads = torch.get_num_threads()
     workers = min(threads, size)
@@ -89,16 +88,7 @@ def _per_thread_slices(
     bounds = [size * i // workers for i in range(workers + 1)]
     slices = [slice(bounds[i], bounds[i + 1]) for i in range(workers)]
 
-    def work(part: slice) -> dict[str, torch.Tensor]:
-        with torch.inference_mode():
-            return fn(part)
-
-    torch.set_num_threads(1)  # new threads start with this count
-    try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(work, slices))
-    finally:
-        torch.set_num_threads(threads)
+    parts = map_in_workers(fn, slices, workers)
     return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
 

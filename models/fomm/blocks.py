@@ -29,6 +29,7 @@ from models.fomm import winograd
 
 _rewrites = {"enabled": True}
 _T = TypeVar("_T")
+_A = TypeVar("_A")
 
 
 @contextmanager
@@ -268,9 +269,8 @@ def run_resblocks_winograd(blocks: list[ResBlock2d], x: torch.Tensor) -> torch.T
 
     Why threads per image instead of OpenMP inside each product: on a 2-core machine shared
     with other work, the many short parallel regions of this pipeline stall at their barriers
-    whenever one core is taken, while one single-threaded image per worker runs on regardless.
-    The workers run inference-mode, single-threaded torch ops (which release the GIL); the
-    intra-op thread count is restored afterwards.
+    whenever one core is taken, while one single-threaded image per worker runs on regardless
+    (``map_in_workers``; torch ops release the GIL).
     """
     params = [block.winograd_params() for block in blocks]
     images = list(x.split(1))  # each (1, C, H, W)
@@ -279,18 +279,31 @@ def run_resblocks_winograd(blocks: list[ResBlock2d], x: torch.Tensor) -> torch.T
         return torch.cat([_resblocks_one_chunk(params, image) for image in images]) if len(images) > 1 \
             else _resblocks_one_chunk(params, x)
 
-    def work(image: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return _resblocks_one_chunk(params, image)
+    outputs = map_in_workers(lambda image: _resblocks_one_chunk(params, image), images, workers)
+    return torch.cat(outputs)  # (B, C, H, W)
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # new worker threads pick this up; restored below
+
+def map_in_workers(fn: Callable[[_A], _T], items: list[_A], workers: int) -> list[_T]:
+    """``[fn(item) for item in items]`` on ``workers`` threads, each with single-threaded torch ops.
+
+    Each worker sets its own intra-op thread count to 1 (OpenMP's and MKL's counts are
+    per thread) and enters inference mode (thread-local too). The caller's own count is never
+    changed; afterwards it is written back as the process default, which a worker's call also
+    set and which threads started later take on. Overlapping calls from several threads each
+    restore their own count, so none can leave the default stuck at 1.
+    """
+    saved = torch.get_num_threads()
+
+    def work(item: _A) -> _T:
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            return fn(item)
+
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            outputs = list(pool.map(work, images))
+            return list(pool.map(work, items))
     finally:
-        torch.set_num_threads(threads)
-    return torch.cat(outputs)  # (B, C, H, W)
+        torch.set_num_threads(saved)
 
 
 class UpBlock2d(nn.Module):
