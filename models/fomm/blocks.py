@@ -5,11 +5,14 @@ attribute names (``conv``, ``norm``, ``conv1``, ``encoder.down_blocks`` ...) are
 released checkpoints load with ``strict=True``. BatchNorm is plain ``nn.BatchNorm2d`` (the
 reference's SynchronizedBatchNorm2d is ``F.batch_norm`` in eval mode, same state-dict keys).
 
-Two exact rewrites make eval-mode inference cheaper without changing the function computed
+Exact rewrites make eval-mode inference cheaper without changing the function computed
 (up to float rounding): a BatchNorm that follows a convolution is folded into that
 convolution's weights, and "nearest x2 upsample, then 3x3 conv" is computed as four 2x2
 convolutions at the low resolution (one per output phase), 16 instead of 36 multiply-adds per
-output pixel and channel pair. Training mode runs the plain layers.
+output pixel and channel pair. On the CPU (float32, no grad, no autocast) the residual
+blocks' 3x3 convolutions, and the UpBlocks on maps of 64 px and more, run as Winograd
+F(4x4, 3x3) convolutions (``winograd.py``), image by image. Derived weights are cached per
+weight version (``derived``). Training mode and ``reference_layers()`` run the plain layers.
 """
 
 from __future__ import annotations
@@ -224,11 +227,8 @@ def _upsample_conv_winograd(x: torch.Tensor, union: torch.Tensor, bias: torch.Te
 
 
 def winograd_applies(block: ResBlock2d, x: torch.Tensor) -> bool:
-    """Whether ``block`` runs on the Winograd path for input ``x``.
-
-    Only eval-mode float32 on the CPU outside autocast and without grad, with rewrites on: cuDNN on a GPU has its
-    own fast algorithms (and our many-kernel pipeline would be slower there), and reduced
-    precision would lose accuracy in the transforms.
+    """Whether ``block`` runs on the Winograd path for input ``x``: eval mode, 3x3 convs with
+    padding 1, and ``winograd_eligible(x)`` (float32 on the CPU, no autocast, no grad, rewrites on).
     """
     return (
         not _plain(block)
@@ -276,11 +276,10 @@ def run_resblocks_winograd(blocks: list[ResBlock2d], x: torch.Tensor) -> torch.T
     images = list(x.split(1))  # each (1, C, H, W)
     workers = min(torch.get_num_threads(), len(images))
     if workers <= 1:
-        return torch.cat([_resblocks_one_chunk(params, image) for image in images]) if len(images) > 1 \
-            else _resblocks_one_chunk(params, x)
-
-    outputs = map_in_workers(lambda image: _resblocks_one_chunk(params, image), images, workers)
-    return torch.cat(outputs)  # (B, C, H, W)
+        outputs = [_resblocks_one_chunk(params, image) for image in images]
+    else:
+        outputs = map_in_workers(lambda image: _resblocks_one_chunk(params, image), images, workers)
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs)  # (B, C, H, W)
 
 
 def map_in_workers(fn: Callable[[_A], _T], items: list[_A], workers: int) -> list[_T]:
