@@ -11,12 +11,23 @@ of the two is the equivalence test.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from scipy.spatial import ConvexHull
 
 from models.fomm.config import DenseMotionConfig, FommConfig, GeneratorConfig, KPDetectorConfig
 from models.fomm.model import build_networks
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():  # noqa: ANN201 - a pytest fixture
+    """Imported by each FOMM test module: torch on one thread there (the machine is shared and
+    small), and the caller's thread count restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 TINY = FommConfig(
     num_kp=10,

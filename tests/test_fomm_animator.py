@@ -15,7 +15,7 @@ import torch
 from consent.credential import issue_consent
 from consent.keys import did_key_from_public, generate_keypair
 from consent.verify import ConsentRequest, RevocationList, TrustList, VerifiedConsent, verify_consent
-from fomm_support import TINY, random_checkpoint
+from fomm_support import TINY, random_checkpoint, one_torch_thread  # noqa: F401 (autouse fixture)
 from models.animate import AnimationOptions
 from models.crop import extract_crop, plan_crop
 from models.errors import NoFaceFound
@@ -29,12 +29,6 @@ HEAD = MotionSpec(rotation=10.0, translation=(0.08, 0.05), scale=0.06, mouth_ope
 CROP = 128
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fomm_support import TINY, face_clip, random_checkpoint
+from fomm_support import TINY, face_clip, random_checkpoint, one_torch_thread  # noqa: F401 (autouse fixture)
 from models.errors import (
     CheckpointCorrupt,
     CheckpointInvalid,
@@ -22,12 +22,6 @@ from models.fomm import animate_frames, load_checkpoint
 from studio.cli import main
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

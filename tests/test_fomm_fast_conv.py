@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fomm_support import TINY, face_clip, random_checkpoint
+from fomm_support import TINY, face_clip, random_checkpoint, one_torch_thread  # noqa: F401 (autouse fixture)
 from models.fomm import animate_frames, build_networks
 from models.fomm import winograd
 from models.fomm.blocks import (
@@ -23,12 +23,6 @@ from models.fomm.blocks import (
 from models.fomm.checkpoint import load_state_dict_strict
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _random_block(channels: int, seed: int) -> ResBlock2d:

@@ -8,19 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fomm_support import TINY
+from fomm_support import TINY, one_torch_thread  # noqa: F401 (autouse fixture)
 from models.fomm import VOX_256, FommConfig, build_networks, load_checkpoint
 from models.fomm.blocks import AntiAliasInterpolation2d, ResBlock2d, UpBlock2d
 
 KEYS_FILE = Path(__file__).resolve().parents[2] / "shared" / "fomm" / "keys-vox-256.txt"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _listed_keys() -> dict[str, tuple[str, str]]:

@@ -168,18 +168,23 @@ def test_max_side_downscales_while_decoding_and_keeps_the_aspect(tmp_path: Path)
     assert media.VideoReader(path, max_side=1000).size == (128, 96), "never upscales"
 
 
-def test_phone_rotation_is_applied(tmp_path: Path) -> None:
-    """A display matrix of +90 degrees (counter-clockwise) is how phones store portrait video."""
-    path = tmp_path / "rotated.mp4"
+def _write_rotated(path: Path, frames: int = 3) -> Path:
+    """A 64x32 clip (red bar on the left) stored with a +90 degree display matrix."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
         stream.set_display_rotation(90)
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(clip_frame(i, 64, 32), format="rgb24")  # red bar on the left
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(clip_frame(i, 64, 32), format="rgb24")
             frame.pts = i
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
+    return path
+
+
+def test_phone_rotation_is_applied(tmp_path: Path) -> None:
+    """A display matrix of +90 degrees (counter-clockwise) is how phones store portrait video."""
+    path = _write_rotated(tmp_path / "rotated.mp4")
 
     info = media.probe_video(path)
     assert (info.width, info.height, info.rotation) == (32, 64, 90)
@@ -304,15 +309,7 @@ def test_luma_planes_match_the_rgb_frames_brightness(
 
 
 def test_luma_planes_are_upright(tmp_path: Path) -> None:
-    path = tmp_path / "rotated.mp4"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
-        stream.set_display_rotation(90)
-        frame = av.VideoFrame.from_ndarray(clip_frame(0, 64, 32), format="rgb24")
-        frame.pts = 0
-        out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+    path = _write_rotated(tmp_path / "rotated.mp4", frames=1)
     y = next(media.VideoReader(path).luma())
     rgb = next(iter(media.VideoReader(path)))
     assert y.shape == rgb.shape[:2] == (64, 32)
