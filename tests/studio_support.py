@@ -59,3 +59,24 @@ def wait_until_serving(port: int, proc, *, timeout: float = 240.0) -> None:  # n
             pytest.fail(f"the server exited early with code {proc.returncode}")
         time.sleep(0.5)
     pytest.fail("the server did not come up")
+
+
+def verified_consent(embedding, *, now):  # noqa: ANN001, ANN201 - test helper
+    """A real, freshly verified consent for the face with this ``embedding`` (education use,
+    project "Orbit", 60 s), as the animator tests need one: real Ed25519 key, real proof."""
+    from datetime import timedelta
+
+    from consent.credential import issue_consent
+    from consent.keys import did_key_from_public, generate_keypair
+    from consent.verify import ConsentRequest, RevocationList, TrustList, verify_consent
+
+    key = generate_keypair()
+    did = did_key_from_public(key.public_key())
+    credential = issue_consent(
+        issuer_key=key, subject_did=did, subject_name="Eileen M. Collins", grantor={"role": "self"},
+        grantee_name="Example Studio", reference_image_sha256=["ab" * 32],
+        face_vector=[float(v) for v in embedding], project="Orbit", purposes=["education"],
+        max_duration_seconds=60, valid_from=now - timedelta(days=1), now=now - timedelta(days=1),
+    )
+    return verify_consent(credential, request=ConsentRequest(purpose="education", project="Orbit", duration_seconds=2),
+                          trust=TrustList([did]), status=RevocationList([]), likeness=embedding, now=now)

@@ -6,15 +6,13 @@ driving clips are ``models.synthetic`` head motions of the astronaut photo.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
 import torch
 
-from consent.credential import issue_consent
-from consent.keys import did_key_from_public, generate_keypair
-from consent.verify import ConsentRequest, RevocationList, TrustList, VerifiedConsent, verify_consent
+from consent.verify import VerifiedConsent
 from fomm_support import TINY, random_checkpoint, one_torch_thread  # noqa: F401 (autouse fixture)
 from models.animate import AnimationOptions
 from models.crop import extract_crop, plan_crop
@@ -23,6 +21,7 @@ from models.face import FaceAnalyzer
 from models.fomm import animate_frames, convert_checkpoint
 from models.fomm.animator import FommAnimator, _to_frames, _to_tensor
 from models.synthetic import MotionSpec, make_driving_clip
+from studio_support import verified_consent
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
 HEAD = MotionSpec(rotation=10.0, translation=(0.08, 0.05), scale=0.06, mouth_open=0.0, blink_at=None)
@@ -39,16 +38,7 @@ def analyzer() -> FaceAnalyzer:
 @pytest.fixture(scope="module")
 def verified(astronaut: np.ndarray) -> VerifiedConsent:
     face = FaceAnalyzer().analyze(astronaut)
-    key = generate_keypair()
-    did = did_key_from_public(key.public_key())
-    credential = issue_consent(
-        issuer_key=key, subject_did=did, subject_name="Eileen M. Collins", grantor={"role": "self"},
-        grantee_name="Example Studio", reference_image_sha256=["ab" * 32],
-        face_vector=[float(v) for v in face.embedding], project="Orbit", purposes=["education"],
-        max_duration_seconds=60, valid_from=NOW - timedelta(days=1), now=NOW - timedelta(days=1),
-    )
-    return verify_consent(credential, request=ConsentRequest(purpose="education", project="Orbit", duration_seconds=2),
-                          trust=TrustList([did]), status=RevocationList([]), likeness=face.embedding, now=NOW)
+    return verified_consent(face.embedding, now=NOW)
 
 
 @pytest.fixture(scope="module")

@@ -7,21 +7,20 @@ animation goes through ``Animator.animate`` with a real ``VerifiedConsent``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import cv2
 import numpy as np
 import pytest
 
-from consent.credential import issue_consent
-from consent.keys import did_key_from_public, generate_keypair
-from consent.verify import ConsentRequest, RevocationList, TrustList, VerifiedConsent, verify_consent
+from consent.verify import VerifiedConsent
 from models.animate import AnimationOptions
 from models.errors import NoFaceFound
 from models.face import Face, FaceAnalyzer, eye_aperture, mouth_aperture
 from models.landmark.keypoints import best_frame, hull_area
 from models.landmark_animator import LandmarkAnimator
 from models.synthetic import MotionSpec, make_driving_clip
+from studio_support import verified_consent
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
 HEAD = MotionSpec(rotation=10.0, translation=(0.08, 0.05), scale=0.06, mouth_open=0.0, blink_at=None)
@@ -49,16 +48,7 @@ def source_face(analyzer: FaceAnalyzer, astronaut: np.ndarray) -> Face:
 
 @pytest.fixture(scope="module")
 def verified(source_face: Face) -> VerifiedConsent:
-    key = generate_keypair()
-    did = did_key_from_public(key.public_key())
-    credential = issue_consent(
-        issuer_key=key, subject_did=did, subject_name="Eileen M. Collins", grantor={"role": "self"},
-        grantee_name="Example Studio", reference_image_sha256=["ab" * 32],
-        face_vector=[float(v) for v in source_face.embedding], project="Orbit", purposes=["education"],
-        max_duration_seconds=60, valid_from=NOW - timedelta(days=1), now=NOW - timedelta(days=1),
-    )
-    return verify_consent(credential, request=ConsentRequest(purpose="education", project="Orbit", duration_seconds=2),
-                          trust=TrustList([did]), status=RevocationList([]), likeness=source_face.embedding, now=NOW)
+    return verified_consent(source_face.embedding, now=NOW)
 
 
 @pytest.fixture(scope="module")

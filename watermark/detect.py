@@ -118,18 +118,13 @@ def pre_equalize(y: np.ndarray, rows: int) -> np.ndarray:
     """
     cell = y.shape[0] / rows
     if cell >= _MIN_PRE_CELL:
-        return _whiten_equalize(y, cell)
+        return equalize(whiten(y, cell), cell)  # one "sample" per pixel: ``cell`` px per cell
     # Cells of 2 px (a 128 px frame) are too coarsely sampled for these blurs: work on an
     # enlarged copy and shrink the result (20/20 instead of 16/20 reads on 128 px clips).
     f = int(np.ceil(_MIN_PRE_CELL / cell))
     h, w = y.shape
     big = cv2.resize(y, (w * f, h * f), interpolation=cv2.INTER_LINEAR)
-    return cv2.resize(_whiten_equalize(big, cell * f), (w, h), interpolation=cv2.INTER_AREA)
-
-
-def _whiten_equalize(y: np.ndarray, cell: float) -> np.ndarray:
-    v = y - cv2.GaussianBlur(y, (0, 0), _WHITEN_SIGMA * cell)
-    return v / (cv2.GaussianBlur(v * v, (0, 0), _EQUALIZE_SIGMA * cell) + _EQUALIZE_FLOOR)
+    return cv2.resize(equalize(whiten(big, cell * f), cell * f), (w, h), interpolation=cv2.INTER_AREA)
 
 
 def _scales(rows: int) -> np.ndarray:
