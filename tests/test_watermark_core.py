@@ -221,3 +221,28 @@ def test_quality_floor_psnr_42_and_ssim_098(wm: Watermarker, astronaut: np.ndarr
     ssim = np.mean([structural_similarity(a, b, channel_axis=2) for a, b in zip(clip, marked)])
     assert psnr >= 42.0
     assert ssim >= 0.98
+
+
+def test_frame_ssim_is_skimage_rgb_ssim(astronaut: np.ndarray) -> None:
+    from watermark.embed import frame_ssim
+
+    frame = np.ascontiguousarray(astronaut[100:228, 150:278])
+    delta = np.random.default_rng(3).normal(0, 2.0, frame.shape[:2]).astype(np.float32)
+    changed = frame.astype(np.float32) + delta[:, :, None]  # no rounding or clipping, as the embedder models it
+    expected = structural_similarity(frame.astype(np.float32), changed, channel_axis=2, data_range=255)
+    assert frame_ssim(frame, delta) == pytest.approx(expected, abs=1e-5)
+
+
+def test_ssim_guard_scales_a_strong_mark_down_to_the_floor_and_leaves_a_weak_one(astronaut: np.ndarray) -> None:
+    from watermark.embed import _MIN_SSIM, _ssim_guard, frame_ssim
+
+    frame = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    pattern = np.random.default_rng(4).choice([-1.0, 1.0], frame.shape[:2]).astype(np.float32)
+    strong = cv2.GaussianBlur(pattern, (0, 0), 1.0) * 12.0  # far below the floor
+    assert frame_ssim(frame, strong) < _MIN_SSIM - 0.01
+    guarded = _ssim_guard(frame, strong)
+    assert _MIN_SSIM <= frame_ssim(frame, guarded) < _MIN_SSIM + 0.004  # scaled to the floor, not far below it
+    ratio = guarded[strong != 0] / strong[strong != 0]
+    assert np.allclose(ratio, ratio[0], rtol=1e-4)  # only scaled: same shape, same signs
+    weak = strong * 0.05
+    assert np.array_equal(_ssim_guard(frame, weak), weak)
