@@ -246,3 +246,12 @@ def test_ssim_guard_scales_a_strong_mark_down_to_the_floor_and_leaves_a_weak_one
     assert np.allclose(ratio, ratio[0], rtol=1e-4)  # only scaled: same shape, same signs
     weak = strong * 0.05
     assert np.array_equal(_ssim_guard(frame, weak), weak)
+
+
+def test_frame_ssim_of_a_large_frame_is_estimated_from_bands_close_to_the_whole(astronaut: np.ndarray) -> None:
+    from watermark.embed import channel_ssim, frame_ssim
+
+    frame = cv2.resize(astronaut, (1280, 720), interpolation=cv2.INTER_CUBIC)
+    delta = cv2.GaussianBlur(np.random.default_rng(5).normal(0, 3.0, frame.shape[:2]).astype(np.float32), (0, 0), 1.5)
+    whole = np.mean([channel_ssim(frame[:, :, c].astype(np.float32), delta) for c in range(3)])
+    assert frame_ssim(frame, delta) == pytest.approx(whole, abs=0.002)
