@@ -98,6 +98,20 @@ def test_purpose_outside_the_credential_is_refused(studio):
     assert _events(pipeline, "render.refused")[-1].data["error"] == "PurposeNotCovered"
 
 
+@pytest.mark.parametrize("which", ["photo", "driving"])
+def test_a_vanished_input_is_a_clear_logged_refusal(studio, tmp_path, which):
+    # An upload can disappear between choosing it and rendering (a cleaned-up cache file):
+    # that must be a refusal with a plain message, in the ledger, not a traceback.
+    pipeline, demo, clip = studio
+    gone = tmp_path / ("gone.png" if which == "photo" else "gone.mp4")
+    before = len(_events(pipeline, "render.refused"))
+    with pytest.raises(media.MediaFileMissing) as info:
+        pipeline.render(_request(demo, clip, **{which: gone}))
+    assert "gone" in info.value.user_message() and "does not exist" in info.value.user_message()
+    refusals = _events(pipeline, "render.refused")
+    assert len(refusals) == before + 1 and refusals[-1].data["error"] == "MediaFileMissing"
+
+
 def test_failure_mid_render_leaves_nothing_and_is_logged(studio, monkeypatch):
     import watermark
 
