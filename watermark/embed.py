@@ -19,8 +19,8 @@ left alone), built from the layout's +-1 cells rendered bilinearly (see ``_patte
 The total is scaled down if needed so the RMS change stays under ``_MAX_RMS`` (PSNR >= 42.3
 dB) and the frame's SSIM (mean over R, G, B) stays at or above ``_MIN_SSIM``. Rounding to
 integers uses a fixed ordered dither so that amplitudes below half a grey level survive on
-average instead of rounding to zero. docs/watermark.md ("Still frames")
-has the measurements.
+average instead of rounding to zero. docs/watermark.md ("Still frames", "Strength range and
+SSIM floor") has the measurements.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class _KeyMark:
     age: int = 0  # frames since the keyframe
 
 
-def texture_strength(frame: np.ndarray, floor: float = 1.0, ceiling: float = 6.0) -> np.ndarray:
+def texture_strength(frame: np.ndarray, floor: float, ceiling: float) -> np.ndarray:
     """Per-pixel embedding strength in grey levels from local texture, float32 (h, w) small:
     ``floor`` on flat areas, rising with texture up to ``ceiling``."""
     step = max(1, min(frame.shape[:2]) // (2 * _MASK_SIDE))
