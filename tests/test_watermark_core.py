@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from _watermark_media import panning_clip
+from _watermark_media import h264, panning_clip
 from skimage import data
 from skimage.metrics import structural_similarity
 
@@ -292,3 +292,41 @@ def test_frame_ssim_of_a_large_frame_is_estimated_from_bands_close_to_the_whole(
     delta = cv2.GaussianBlur(np.random.default_rng(5).normal(0, 3.0, frame.shape[:2]).astype(np.float32), (0, 0), 1.5)
     whole = np.mean([channel_ssim(frame[:, :, c].astype(np.float32), delta) for c in range(3)])
     assert frame_ssim(frame, delta) == pytest.approx(whole, abs=0.002)
+
+
+def _dense_texture(height: int, width: int, seed: int) -> np.ndarray:
+    """Busy texture everywhere (4 px grain, like a tissue micrograph or gravel), no flat area.
+    Panning clips over it read 0 of 6 after H.264 CRF 28 with the ordinary cap, 6 of 6 with the
+    texture cap."""
+    rng = np.random.default_rng(seed)
+    grain = cv2.resize(rng.normal(120, 25, (height // 4, width // 4, 3)), (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.clip(grain, 0, 255).astype(np.uint8)
+
+
+def test_dense_texture_takes_more_of_the_mark_within_a_40_db_floor(wm: Watermarker, astronaut: np.ndarray) -> None:
+    from watermark.embed import _MAX_RMS, _MAX_RMS_TEXTURE
+
+    clip = panning_clip(_dense_texture(512, 512, 6), height=256, width=256, frames=25, seed=3)
+    marked = wm.embed(clip, PAYLOAD)
+    rms = float(np.sqrt(np.mean((marked[0].astype(np.float64) - clip[0]) ** 2)))
+    assert _MAX_RMS + 0.3 < rms <= _MAX_RMS_TEXTURE + 0.15  # rounding adds a little
+    assert _psnr(clip[0], marked[0]) >= 39.5 and structural_similarity(clip[0], marked[0], channel_axis=2) >= 0.98
+    # What it is for: a camera panning over such texture still reads after H.264 at CRF 28.
+    assert wm.detect(h264(marked, 28)).payload == PAYLOAD
+    # A picture with flat areas keeps the ordinary cap.
+    frame = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    plain = wm.embed(frame[None], PAYLOAD)[0]
+    assert float(np.sqrt(np.mean((plain.astype(np.float64) - frame) ** 2))) <= _MAX_RMS + 0.15
+
+
+def test_data_energy_is_chance_level_off_the_mark_and_high_on_it(wm: Watermarker, clip256: np.ndarray) -> None:
+    from watermark.detect import _Candidate, _templates, data_energy_z, work_image
+    from watermark.frames import luma
+
+    tpl = _templates(KEY, 64)
+    origin = _Candidate(z=0.0, rows=64, scale=1.0, angle=0.0, dy=0, dx=0)
+    marked = work_image(luma(wm.embed(clip256, PAYLOAD)).mean(axis=0))
+    assert data_energy_z(marked, origin, tpl) > 10
+    unmarked = [work_image(luma(f)) for f in _unmarked_frames()[:60]]
+    scores = np.array([data_energy_z(u, origin, tpl) for u in unmarked])
+    assert abs(float(np.mean(scores))) < 0.6 and float(np.max(scores)) < 4.5  # about N(0, 1)

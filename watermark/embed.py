@@ -17,7 +17,8 @@ left alone), built from the layout's +-1 cells rendered bilinearly (see ``_patte
   Florencio's Improved Spread Spectrum). Bits the host already favours cost nothing.
 
 The total is scaled down if needed so the RMS change stays under ``_MAX_RMS`` (PSNR >= 42.3
-dB) and the frame's SSIM (mean over R, G, B) stays at or above ``_MIN_SSIM``. Rounding to
+dB; up to ``_MAX_RMS_TEXTURE``, 39.9 dB, on frames under 600 px that are dense texture
+throughout) and the frame's SSIM (mean over R, G, B) stays at or above ``_MIN_SSIM``. Rounding to
 integers uses a fixed ordered dither so that amplitudes below half a grey level survive on
 average instead of rounding to zero. docs/watermark.md ("Still frames", "Strength range and
 SSIM floor") has the measurements.
@@ -50,6 +51,15 @@ _TEXTURE_GAIN = 0.6
 # RMS cap in grey levels: PSNR >= 42.3 dB before rounding; the rounding dither costs ~0.1 dB more
 # (42.17 dB measured on the most textured 720p clip).
 _MAX_RMS = 1.95
+# Frames under 600 px that are texture nearly everywhere (``_BUSY_FULL`` of the texture mask at
+# its ceiling; from ``_BUSY_START`` the cap rises linearly) may take up to _MAX_RMS_TEXTURE
+# (PSNR >= 39.9 dB before rounding): there is no flat area to keep clean, dense texture masks
+# the mark (SSIM stays >= 0.985), and H.264 at CRF 28 leaves such frames too little of a
+# 1.95 mark to read. Of the benchmark's 8 covers at 256 px only immunohistochemistry is that
+# busy (98 %; the next is chelsea at 70 %); its clips after CRF 28 read 3 of 7 before, 7 of 7
+# with it, and the average PSNR over the covers stays above 42 dB (docs/watermark.md).
+_MAX_RMS_TEXTURE = 2.6
+_BUSY_START, _BUSY_FULL = 0.8, 0.95
 # SSIM floor per analysed frame (mean over R, G, B, before rounding): the target is 0.98 on
 # average; the floor holds it for every picture, not only on average over a cover set.
 _MIN_SSIM = 0.9805
@@ -205,12 +215,17 @@ class FrameEmbedder:
         pilot_cells = layout.pilot.copy()  # (rows, cols)
         lean = _PILOT_WEIGHTING if layout.rows == LAYOUT_ROWS[0] else 0.0
         pilot_cells[:, :cols] *= (1.0 - lean) + lean * weight
-        strength = texture_strength(frame, *_STRENGTH_RANGE[layout.rows])  # (h'', w'') grey levels, coarse
+        floor, ceiling = _STRENGTH_RANGE[layout.rows]
+        strength = texture_strength(frame, floor, ceiling)  # (h'', w'') grey levels, coarse
+        max_rms = _MAX_RMS
+        if layout.rows == LAYOUT_ROWS[0]:
+            busy = float(np.mean(strength >= 0.98 * ceiling))
+            max_rms += (_MAX_RMS_TEXTURE - _MAX_RMS) * float(np.clip((busy - _BUSY_START) / (_BUSY_FULL - _BUSY_START), 0, 1))
         strength_work = cv2.resize(strength, work_size, interpolation=cv2.INTER_LINEAR)
         data_part = strength_work * render_cells(self._data_cells, *work_size[::-1])  # (h', w') blind data, weight 1
         base = strength_work * render_cells(pilot_cells, *work_size[::-1]) + _BASE_DATA * data_part
         base_rms = float(np.sqrt(np.mean(base**2)))
-        gain = min(1.0, _BASE_SHARE * _MAX_RMS / base_rms) if base_rms > 0 else 1.0
+        gain = min(1.0, _BASE_SHARE * max_rms / base_rms) if base_rms > 0 else 1.0
         base *= gain
 
         # Informed part: measure what the detector will read, then correct the weak bits.
@@ -225,7 +240,7 @@ class FrameEmbedder:
         bit_energy = np.bincount(self._bits[self._is_data], weights=unit_cells[self._is_data] ** 2,
                                  minlength=len(sign))
         unit_cost = float(np.mean(unit**2)) * bit_energy / (float(bit_energy.sum()) + 1e-12)
-        budget = max(0.0, _MAX_RMS**2 - float(np.mean(base**2)))
+        budget = max(0.0, max_rms**2 - float(np.mean(base**2)))
         scale = _plan_correction(before, response, unit_cost, budget)  # (N_CODED,)
         # Budget the correction did not need goes back to the blind part (up to its natural
         # texture-masked strength): margin against H.264 and edits the model cannot foresee.
@@ -245,8 +260,8 @@ class FrameEmbedder:
         correction = (unit_cells * scale[self._bits]).astype(np.float32)
         delta = cv2.add(delta, render_cells(correction, sh, sw))
         rms = cv2.norm(delta) / np.sqrt(sh * sw)
-        if rms > _MAX_RMS:  # cross terms the plan ignores
-            delta = cv2.multiply(delta, _MAX_RMS / rms)
+        if rms > max_rms:  # cross terms the plan ignores
+            delta = cv2.multiply(delta, max_rms / rms)
         if (sh, sw) != (h, w):
             delta = cv2.resize(delta, (w, h), interpolation=cv2.INTER_LINEAR)
         return _ssim_guard(frame, delta)  # (H, W)
