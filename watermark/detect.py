@@ -398,9 +398,12 @@ def data_energy_z(work: np.ndarray, cand: _Candidate, tpl: _Templates) -> float:
 
 
 def _rerank(views: list[dict[int, np.ndarray]], templates: dict[int, _Templates], found: list[_Candidate]) -> list[_Candidate]:
-    """Candidates best first by pilot z plus data energy z (``data_energy_z``): after crop +
-    H.264 the right geometry of a 256 px copy can rank below noise on the pilot alone."""
-    combined = [(c.z + data_energy_z(views[c.view][c.rows], c, templates[c.rows]), i) for i, c in enumerate(found)]
+    """Candidates best first by pilot z plus data energy z (``data_energy_z``) where that is
+    positive: after crop + H.264 the right geometry of a 256 px copy can rank below noise on
+    the pilot alone. Only a reward, never a penalty: on a still host the informed embedder
+    cancels the host's projection on every bit, which leaves the per-bit sums *smaller* than
+    chance (a dense-texture still scored -1.7 at its true geometry)."""
+    combined = [(c.z + max(0.0, data_energy_z(views[c.view][c.rows], c, templates[c.rows])), i) for i, c in enumerate(found)]
     return [found[i] for _, i in sorted(combined, key=lambda t: (-t[0], t[1]))]
 
 
