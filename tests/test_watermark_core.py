@@ -319,14 +319,39 @@ def test_dense_texture_takes_more_of_the_mark_within_a_40_db_floor(wm: Watermark
     assert float(np.sqrt(np.mean((plain.astype(np.float64) - frame) ** 2))) <= _MAX_RMS + 0.15
 
 
-def test_data_energy_is_chance_level_off_the_mark_and_high_on_it(wm: Watermarker, clip256: np.ndarray) -> None:
-    from watermark.detect import _Candidate, _templates, data_energy_z, work_image
+def test_data_energy_and_decodability_are_chance_level_off_the_mark_and_high_on_it(wm: Watermarker, clip256: np.ndarray) -> None:
+    from watermark.detect import _Candidate, _coarse_scores, _templates, data_energy_z, decodability_z, work_image
     from watermark.frames import luma
 
     tpl = _templates(KEY, 64)
     origin = _Candidate(z=0.0, rows=64, scale=1.0, angle=0.0, dy=0, dx=0)
-    marked = work_image(luma(wm.embed(clip256, PAYLOAD)).mean(axis=0))
-    assert data_energy_z(marked, origin, tpl) > 10
-    unmarked = [work_image(luma(f)) for f in _unmarked_frames()[:60]]
-    scores = np.array([data_energy_z(u, origin, tpl) for u in unmarked])
-    assert abs(float(np.mean(scores))) < 0.6 and float(np.max(scores)) < 4.5  # about N(0, 1)
+    score, power = _coarse_scores(work_image(luma(wm.embed(clip256, PAYLOAD)).mean(axis=0)), origin, tpl)
+    assert data_energy_z(score, power) > 10 and decodability_z(score) > 10
+    unmarked = [_coarse_scores(work_image(luma(f)), origin, tpl) for f in _unmarked_frames()[:60]]
+    for stat in (np.array([data_energy_z(*sp) for sp in unmarked]), np.array([decodability_z(sp[0]) for sp in unmarked])):
+        assert abs(float(np.mean(stat))) < 0.8 and float(np.max(stat)) < 4.5  # about N(0, 1)
+
+
+def test_decodability_constants_match_gaussian_scores() -> None:
+    from watermark.detect import _PATH_MEAN, _PATH_SD
+
+    rng = np.random.default_rng(8)
+    n = ecc.coded_length(INFO_BITS)
+    draws = (rng.standard_normal(n) for _ in range(300))
+    metrics = np.array([ecc.best_path_metric(x / x.std(), INFO_BITS) for x in draws])  # scaled as the detector does
+    assert abs(float(metrics.mean()) - _PATH_MEAN) < 0.5 and abs(float(metrics.std()) - _PATH_SD) < 0.4
+
+
+def test_a_still_dense_texture_photo_mostly_reads_back(wm: Watermarker) -> None:
+    # A tissue micrograph (skimage, no known copyright restrictions): texture everywhere and
+    # nothing moving to average the host away, so the pilot alone ranks noise peaks above the
+    # mark; the data cells' decodability finds it. These 12 stills read 9 times with it and
+    # never without it (a render that does not read back fails closed in the studio).
+    tissue = data.immunohistochemistry()
+    rng = np.random.default_rng(0)
+    payloads = [777, PAYLOAD] + [int(rng.integers(0, 2**48)) for _ in range(4)]
+    reads = 0
+    for y, x in ((0, 0), (100, 50)):
+        still = cv2.resize(tissue[y : y + 400, x : x + 400], (256, 256), interpolation=cv2.INTER_AREA)
+        reads += sum(wm.detect(wm.embed(still[None], p)).payload == p for p in payloads)
+    assert reads >= 8

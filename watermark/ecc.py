@@ -153,6 +153,16 @@ def decode_list(scores: np.ndarray, n_info: int, size: int = 1) -> list[np.ndarr
     return words
 
 
+def best_path_metric(scores: np.ndarray, n_info: int) -> float:
+    """The largest correlation ``sum(codeword * scores)`` over trellis paths of any start and
+    end state (one Viterbi pass, no traceback): a cheap measure of how decodable soft scores
+    are, used to rank candidate geometries before any CRC check. Scale the scores first."""
+    metric = np.zeros(_STATES)
+    for sym in _symbols(scores, n_info):
+        metric = np.maximum(metric[_PRED0] + _BRANCH0 @ sym, metric[_PRED1] + _BRANCH1 @ sym)
+    return float(metric.max())
+
+
 def viterbi_decode(scores: np.ndarray, n_info: int) -> np.ndarray:
     """Maximum-likelihood info bits from soft scores (float (3 * n_info,), > 0 means 1)."""
     return decode_list(scores, n_info, 1)[0]
