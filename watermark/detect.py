@@ -63,7 +63,8 @@ _MIN_SCALE_ROTATED = 0.95  # rotated copies are searched only near full size
 _MIN_ROTATED_Z = 8.0
 _COARSE = 2  # the first pass visits every second scale, then refines around its best hits
 _MARGIN = 2  # samples of offset searched beyond the frame edge
-_RERANK = 16  # upright candidates re-ranked with the data cells before decoding (``_rerank``)
+_UPRIGHT_PEAKS = 2  # pilot peaks kept per view, layout and scale in the upright search
+_RERANK = 32  # upright candidates re-ranked with the data cells before decoding (``_rerank``)
 # Mean and spread of ecc.best_path_metric on 216 independent N(0, 1) scores scaled to unit
 # spread, as decodability_z scales them (1,000 draws; tests/test_watermark_core.py re-measures).
 _PATH_MEAN, _PATH_SD = 131.8, 2.16
@@ -353,27 +354,36 @@ class Accumulator:
 
 
 def _scan(views: list[dict[int, np.ndarray]], templates: dict[int, _Templates], angles: tuple[float, ...],
-          coarse: int, min_scale: float) -> list[_Candidate]:
-    """Best pilot hit for every view, layout, scale (every ``coarse``-th) and angle, best first."""
+          coarse: int, min_scale: float, peaks: int = 1) -> list[_Candidate]:
+    """The ``peaks`` best pilot hits for every view, layout, scale (every ``coarse``-th) and
+    angle, best first."""
     found: list[_Candidate] = []
     for view, works in enumerate(views):
         for rows, tpl in templates.items():
             scales = _scales(rows)[::coarse]
             for scale in scales[scales >= min_scale - 1e-9]:
                 for angle in angles:
-                    hit = _best_offset(works[rows], tpl, float(scale), angle)
-                    found.append(_Candidate(hit.z, hit.rows, hit.scale, hit.angle, hit.dy, hit.dx, view))
+                    for hit in _best_offsets(works[rows], tpl, float(scale), angle, peaks):
+                        found.append(_Candidate(hit.z, hit.rows, hit.scale, hit.angle, hit.dy, hit.dx, view))
     found.sort(key=lambda c: -c.z)
     return found
 
 
-def _best_offset(work: np.ndarray, tpl: _Templates, scale: float, angle: float) -> _Candidate:
+def _best_offsets(work: np.ndarray, tpl: _Templates, scale: float, angle: float, peaks: int = 1) -> list[_Candidate]:
+    """The ``peaks`` highest pilot correlation peaks at one scale and angle (each the maximum
+    of its 3 x 3 neighbourhood), best first."""
     rows = tpl.layout.rows
     v = _resample(work, rows, scale, angle, _K)
     dyr, dxr = _offset_ranges(v.shape, rows, scale, _K, _MARGIN)
     zmap = _correlate(v, tpl, _K, dyr, dxr)
-    iy, ix = np.unravel_index(int(np.argmax(zmap)), zmap.shape)
-    return _Candidate(float(zmap[iy, ix]), rows, scale, angle, int(iy + dyr[0]), int(ix + dxr[0]))
+    hits = []
+    for n in range(peaks):
+        iy, ix = np.unravel_index(int(np.argmax(zmap)), zmap.shape)
+        hits.append(_Candidate(float(zmap[iy, ix]), rows, scale, angle, int(iy + dyr[0]), int(ix + dxr[0])))
+        if n + 1 < peaks:
+            zmap = zmap.copy() if n == 0 else zmap
+            zmap[max(0, iy - 1) : iy + 2, max(0, ix - 1) : ix + 2] = -np.inf
+    return hits
 
 
 def _coarse_scores(work: np.ndarray, cand: _Candidate, tpl: _Templates) -> tuple[np.ndarray, np.ndarray]:
@@ -419,29 +429,36 @@ def decodability_z(score: np.ndarray) -> float:
     return (metric - _PATH_MEAN) / _PATH_SD
 
 
+def _fit(work: np.ndarray, cand: _Candidate, tpl: _Templates) -> float:
+    """How well a search candidate fits a mark: pilot z plus the data energy z and the
+    decodability z where those are positive. None of it needs a CRC check, so ranking by it
+    leaves the false-payload bound alone. Rewards only, never penalties: on a still host the
+    informed embedder leaves per-bit sums *below* chance (a data energy of -1.7 at the true
+    geometry of one such photo)."""
+    score, power = _coarse_scores(work, cand, tpl)
+    return cand.z + max(0.0, data_energy_z(score, power)) + max(0.0, decodability_z(score))
+
+
 def _rerank(views: list[dict[int, np.ndarray]], templates: dict[int, _Templates], found: list[_Candidate]) -> list[_Candidate]:
-    """Candidates best first by pilot z plus the data energy z and the decodability z where
-    those are positive (none of it needs a CRC check, so the bound stays). After crop + H.264
-    the right geometry of a 256 px copy, and on a still dense-texture photo even unattacked,
-    can rank below noise on the pilot alone. Rewards only, never penalties: on a still host
-    the informed embedder leaves per-bit sums *below* chance (a data energy of -1.7 at the
-    true geometry of one such photo)."""
-    combined = []
-    for i, cand in enumerate(found):
-        score, power = _coarse_scores(views[cand.view][cand.rows], cand, templates[cand.rows])
-        combined.append((cand.z + max(0.0, data_energy_z(score, power)) + max(0.0, decodability_z(score)), i))
-    return [found[i] for _, i in sorted(combined, key=lambda t: (-t[0], t[1]))]
+    """Candidates best first by ``_fit``. After crop + H.264 the right geometry of a 256 px
+    copy, and on a still dense-texture photo even unattacked, can rank below noise peaks on
+    the pilot alone (26th of the pilot's candidates on one animated-face clip)."""
+    fits = [(_fit(views[c.view][c.rows], c, templates[c.rows]), i) for i, c in enumerate(found)]
+    return [found[i] for _, i in sorted(fits, key=lambda t: (-t[0], t[1]))]
 
 
 def _refine_scale(work: np.ndarray, cand: _Candidate, tpl: _Templates, step: float) -> _Candidate:
-    """Best of the coarse hit and scales a quarter and half a coarse step to either side."""
-    best = cand
+    """Best by ``_fit`` of the coarse hit and scales a quarter and half a coarse step to either
+    side (on a still busy host the pilot alone moved one clip's true scale 1.0 to 0.99)."""
+    best, best_fit = cand, _fit(work, cand, tpl)
     for delta in (-0.5, -0.25, 0.25, 0.5):
         scale = cand.scale + delta * step
         if _MIN_SCALE - step <= scale <= 1.0 + step:
-            trial = _best_offset(work, tpl, scale, cand.angle)
-            if trial.z > best.z:
-                best = _Candidate(trial.z, trial.rows, trial.scale, trial.angle, trial.dy, trial.dx, cand.view)
+            trial = _best_offsets(work, tpl, scale, cand.angle)[0]
+            trial = _Candidate(trial.z, trial.rows, trial.scale, trial.angle, trial.dy, trial.dx, cand.view)
+            fit = _fit(work, trial, tpl)
+            if fit > best_fit:
+                best, best_fit = trial, fit
     return best
 
 
@@ -452,12 +469,13 @@ def _refine(work: np.ndarray, cand: _Candidate, tpl: _Templates, step: float) ->
     The coarse z is flat over a few scale steps, and after crop + H.264 its peak can sit a
     step off (242 px copies of 256 px clips peaked at 0.93 instead of 0.945: a cell of
     error across the frame, which the decoder does not survive); the finer sampling's z
-    peaks at the right scale.
+    peaks at the right scale. Each scale's pilot peak is judged with the decodability of the
+    bits there, as in the search.
     """
     ratio = K_FINE // _K
     dyr = (cand.dy * ratio - ratio - 1, cand.dy * ratio + ratio + 1)
     dxr = (cand.dx * ratio - ratio - 1, cand.dx * ratio + ratio + 1)
-    best: tuple[np.ndarray, int, int, float, np.ndarray] | None = None
+    best: tuple[float, np.ndarray, int, int, float, np.ndarray] | None = None
     for offset in np.arange(-_FINE_SPAN, _FINE_SPAN + 1e-9, _FINE_STEP):
         scale = cand.scale + float(offset) * step
         if scale > 1.0 + 1e-9:
@@ -465,10 +483,12 @@ def _refine(work: np.ndarray, cand: _Candidate, tpl: _Templates, step: float) ->
         v = _resample(work, cand.rows, scale, cand.angle, K_FINE)
         zmap = _correlate(v, tpl, K_FINE, dyr, dxr)
         iy, ix = np.unravel_index(int(np.argmax(zmap)), zmap.shape)
-        if best is None or zmap[iy, ix] > best[3]:
-            best = (v, int(iy + dyr[0]), int(ix + dxr[0]), float(zmap[iy, ix]), zmap)
+        y, x = int(iy + dyr[0]), int(ix + dxr[0])
+        fit = float(zmap[iy, ix]) + decodability_z(_cell_scores(v, tpl.layout, K_FINE, y, x))
+        if best is None or fit > best[0]:
+            best = (fit, v, y, x, float(zmap[iy, ix]), zmap)
     assert best is not None  # offset 0 keeps the coarse scale, which is at most 1
-    v, dy, dx, z, zmap = best
+    _, v, dy, dx, z, zmap = best
     # The pilot's peak can sit a quarter cell off when the host is still and busy: of the
     # offsets next to it, keep the one whose pilot z plus decodability is highest.
     choice = (-np.inf, dy, dx)
@@ -506,8 +526,9 @@ def search_and_decode(work: View | list[View], *, key: bytes, details: dict[str,
     state: dict[str, Any] = {"attempts": 0, "checks": 0, "best_z": 0.0}
     stages = (((0.0,), _MIN_SCALE), (tuple(a for a in _ANGLES if a), _MIN_SCALE_ROTATED))
     for (angles, min_scale), list_sizes in zip(stages, _LIST_SIZES):
-        candidates = _scan(views, templates, angles, _COARSE, min_scale)
-        if angles == (0.0,):
+        upright = angles == (0.0,)
+        candidates = _scan(views, templates, angles, _COARSE, min_scale, _UPRIGHT_PEAKS if upright else 1)
+        if upright:
             candidates = _rerank(views, templates, candidates[:_RERANK])[: len(list_sizes)]
         else:
             candidates = [c for c in candidates[: len(list_sizes)] if c.z >= _MIN_ROTATED_Z]
