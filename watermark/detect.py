@@ -45,7 +45,6 @@ WORK_SIDE = 320  # short side of the working image detection runs on
 # the single best word read 4 in 5 of the simulated clips the single word missed at the
 # signal level where 256 px copies fail after crop + H.264 (docs/watermark.md).
 _LIST_SIZES = ((8, 1, 1, 1), (2, 1, 1, 1))
-MAX_DECODE_ATTEMPTS = sum(len(sizes) for sizes in _LIST_SIZES)  # geometries decoded per clip
 MAX_CRC_CHECKS = sum(sum(sizes) for sizes in _LIST_SIZES)  # 16: the false-payload bound's factor
 _K = 2  # samples per cell during the search
 K_FINE = 4  # samples per cell when decoding
@@ -488,13 +487,13 @@ def _refine(work: np.ndarray, cand: _Candidate, tpl: _Templates, step: float) ->
         if best is None or fit > best[0]:
             best = (fit, v, y, x, float(zmap[iy, ix]), zmap)
     assert best is not None  # offset 0 keeps the coarse scale, which is at most 1
-    _, v, dy, dx, z, zmap = best
+    peak_fit, v, dy, dx, z, zmap = best
     # The pilot's peak can sit a quarter cell off when the host is still and busy: of the
     # offsets next to it, keep the one whose pilot z plus decodability is highest.
-    choice = (-np.inf, dy, dx)
+    choice = (peak_fit, dy, dx)
     for y in (dy - 1, dy, dy + 1):
         for x in (dx - 1, dx, dx + 1):
-            if dyr[0] <= y <= dyr[1] and dxr[0] <= x <= dxr[1]:
+            if (y, x) != (dy, dx) and dyr[0] <= y <= dyr[1] and dxr[0] <= x <= dxr[1]:
                 fit = float(zmap[y - dyr[0], x - dxr[0]]) + decodability_z(_cell_scores(v, tpl.layout, K_FINE, y, x))
                 if fit > choice[0]:
                     choice = (fit, y, x)
