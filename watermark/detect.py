@@ -25,7 +25,7 @@ long only for the best candidate of each stage) and the false-payload rate stays
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -45,6 +45,7 @@ WORK_SIDE = 320  # short side of the working image detection runs on
 # the single best word read 4 in 5 of the simulated clips the single word missed at the
 # signal level where 256 px copies fail after crop + H.264 (docs/watermark.md).
 _LIST_SIZES = ((8, 1, 1, 1), (2, 1, 1, 1))
+_PLANS = {8: (4, 1, 1, 1, 1)}  # a candidate's CRC checks spread over its best fine positions: list sizes, best first
 MAX_CRC_CHECKS = sum(sum(sizes) for sizes in _LIST_SIZES)  # 16: the false-payload bound's factor
 _K = 2  # samples per cell during the search
 K_FINE = 4  # samples per cell when decoding
@@ -461,9 +462,22 @@ def _refine_scale(work: np.ndarray, cand: _Candidate, tpl: _Templates, step: flo
     return best
 
 
-def _refine(work: np.ndarray, cand: _Candidate, tpl: _Templates, step: float) -> tuple[np.ndarray, int, int, float]:
+@dataclass
+class _Geometry:
+    """One fine-grained decode position: ``K_FINE`` samples ``v`` at a scale, and an offset."""
+
+    fit: float  # pilot z + decodability z (what ranks geometries)
+    v: np.ndarray
+    dy: int
+    dx: int
+    z: float
+    scale: float
+
+
+def _refine(work: np.ndarray, cand: _Candidate, tpl: _Templates, step: float) -> list[_Geometry]:
     """Re-sample at ``K_FINE`` per cell and re-locate the pilot within a cell of the coarse hit,
-    over scales within ``_FINE_SPAN`` coarse steps (``step``) of it.
+    over scales within ``_FINE_SPAN`` coarse steps (``step``) of it; every position looked at,
+    best first.
 
     The coarse z is flat over a few scale steps, and after crop + H.264 its peak can sit a
     step off (242 px copies of 256 px clips peaked at 0.93 instead of 0.945: a cell of
@@ -474,7 +488,7 @@ def _refine(work: np.ndarray, cand: _Candidate, tpl: _Templates, step: float) ->
     ratio = K_FINE // _K
     dyr = (cand.dy * ratio - ratio - 1, cand.dy * ratio + ratio + 1)
     dxr = (cand.dx * ratio - ratio - 1, cand.dx * ratio + ratio + 1)
-    best: tuple[float, np.ndarray, int, int, float, np.ndarray] | None = None
+    found: list[tuple[_Geometry, np.ndarray]] = []
     for offset in np.arange(-_FINE_SPAN, _FINE_SPAN + 1e-9, _FINE_STEP):
         scale = cand.scale + float(offset) * step
         if scale > 1.0 + 1e-9:
@@ -484,20 +498,21 @@ def _refine(work: np.ndarray, cand: _Candidate, tpl: _Templates, step: float) ->
         iy, ix = np.unravel_index(int(np.argmax(zmap)), zmap.shape)
         y, x = int(iy + dyr[0]), int(ix + dxr[0])
         fit = float(zmap[iy, ix]) + decodability_z(_cell_scores(v, tpl.layout, K_FINE, y, x))
-        if best is None or fit > best[0]:
-            best = (fit, v, y, x, float(zmap[iy, ix]), zmap)
-    assert best is not None  # offset 0 keeps the coarse scale, which is at most 1
-    peak_fit, v, dy, dx, z, zmap = best
-    # The pilot's peak can sit a quarter cell off when the host is still and busy: of the
-    # offsets next to it, keep the one whose pilot z plus decodability is highest.
-    choice = (peak_fit, dy, dx)
-    for y in (dy - 1, dy, dy + 1):
-        for x in (dx - 1, dx, dx + 1):
-            if (y, x) != (dy, dx) and dyr[0] <= y <= dyr[1] and dxr[0] <= x <= dxr[1]:
-                fit = float(zmap[y - dyr[0], x - dxr[0]]) + decodability_z(_cell_scores(v, tpl.layout, K_FINE, y, x))
-                if fit > choice[0]:
-                    choice = (fit, y, x)
-    return v, choice[1], choice[2], z
+        found.append((_Geometry(fit, v, y, x, float(zmap[iy, ix]), scale), zmap))
+    assert found  # offset 0 keeps the coarse scale, which is at most 1
+    found.sort(key=lambda g: -g[0].fit)
+    best, zmap = found[0]
+    # The pilot's peak can sit a quarter cell off when the host is still and busy: the
+    # offsets next to the best peak are positions of their own, judged the same way.
+    result = [g for g, _ in found]
+    for y in (best.dy - 1, best.dy, best.dy + 1):
+        for x in (best.dx - 1, best.dx, best.dx + 1):
+            if (y, x) != (best.dy, best.dx) and dyr[0] <= y <= dyr[1] and dxr[0] <= x <= dxr[1]:
+                z = float(zmap[y - dyr[0], x - dxr[0]])
+                fit = z + decodability_z(_cell_scores(best.v, tpl.layout, K_FINE, y, x))
+                result.append(_Geometry(fit, best.v, y, x, z, best.scale))
+    result.sort(key=lambda g: -g.fit)
+    return result
 
 
 View = np.ndarray | dict[int, np.ndarray]
@@ -528,17 +543,20 @@ def search_and_decode(work: View | list[View], *, key: bytes, details: dict[str,
         upright = angles == (0.0,)
         candidates = _scan(views, templates, angles, _COARSE, min_scale, _UPRIGHT_PEAKS if upright else 1)
         if upright:
-            candidates = _rerank(views, templates, candidates[:_RERANK])[: len(list_sizes)]
+            candidates = _distinct(_rerank(views, templates, candidates[:_RERANK]))[: len(list_sizes)]
         else:
-            candidates = [c for c in candidates[: len(list_sizes)] if c.z >= _MIN_ROTATED_Z]
+            candidates = [c for c in _distinct(candidates[: 4 * len(list_sizes)])[: len(list_sizes)] if c.z >= _MIN_ROTATED_Z]
         if candidates:
             info.setdefault("upright_z", candidates[0].z)
         for cand, list_size in zip(candidates, list_sizes):
             tpl = templates[cand.rows]
-            layout_work = views[cand.view][cand.rows]
             step = _COARSE * (_scales(cand.rows)[0] - _scales(cand.rows)[1])
-            cand = _refine_scale(layout_work, cand, tpl, step)
-            detection = _decode(layout_work, cand, tpl, mask, info, state, list_size, step)
+            places = []  # every view is tried at the candidate's geometry
+            for view in range(len(views)):
+                refined = _refine_scale(views[view][cand.rows], replace(cand, view=view), tpl, step)
+                places += [(g, refined) for g in _refine(views[view][cand.rows], refined, tpl, step)]
+            places.sort(key=lambda p: -p[0].fit)
+            detection = _decode(places, tpl, mask, info, state, list_size)
             if detection is not None:
                 return detection
     info.update(sync_z=state["best_z"], attempts=state["attempts"], crc_checks=state["checks"])
@@ -546,27 +564,50 @@ def search_and_decode(work: View | list[View], *, key: bytes, details: dict[str,
     return Detection(None, 0.0, scores, info)
 
 
-def _decode(work: np.ndarray, cand: _Candidate, tpl: _Templates, mask: np.ndarray, info: dict[str, Any],
-            state: dict[str, Any], list_size: int, step: float) -> Detection | None:
-    """One decode attempt at a candidate geometry: the ``list_size`` most likely words are
-    checked against the CRC, best first; a Detection for the first that passes."""
-    v, dy, dx, _ = _refine(work, cand, tpl, step)
-    scores = _cell_scores(v, tpl.layout, K_FINE, dy, dx)
-    scores = scores / (float(np.std(scores)) + 1e-12)
-    words = ecc.decode_list(scores, INFO_BITS, list_size)
+def _distinct(found: list[_Candidate]) -> list[_Candidate]:
+    """``found`` without candidates at (nearly) the geometry of a better one: the views see
+    the same frames, so one geometry often tops both, and every view is tried at decode time
+    anyway (``_fitted``)."""
+    kept: list[_Candidate] = []
+    for c in found:
+        if not any(k.rows == c.rows and k.angle == c.angle and abs(k.scale - c.scale) < 1e-6
+                   and abs(k.dy - c.dy) <= 1 and abs(k.dx - c.dx) <= 1 for k in kept):
+            kept.append(c)
+    return kept
+
+
+def _decode(places: list[tuple[_Geometry, _Candidate]], tpl: _Templates, mask: np.ndarray, info: dict[str, Any],
+            state: dict[str, Any], list_size: int) -> Detection | None:
+    """One decode attempt at a candidate: at most ``list_size`` CRC checks, spread over its
+    best fine positions (``places``, best first) by ``_PLANS``; a Detection for the first
+    word that passes. A word already checked is not checked (or counted) again."""
     state["attempts"] += 1
-    if cand.z > state["best_z"]:
-        state.update(best_z=cand.z, scores=scores)
-        info["best_effort_bits"] = (words[0] ^ mask)[:48]
-    for rank, bits in enumerate(words):
-        state["checks"] += 1
-        found = WatermarkPayload.from_info_bits(bits, mask)
-        if found is None:
-            continue
-        codeword = ecc.encode(bits).astype(np.float64) * 2 - 1
-        agree = float(np.mean(np.sign(scores) == codeword))
-        info.update(view=("per-frame", "plain")[cand.view], rows=cand.rows, scale=round(cand.scale, 4),
-                    angle=cand.angle, offset=(dy / K_FINE, dx / K_FINE), sync_z=cand.z, attempts=state["attempts"],
-                    crc_checks=state["checks"], list_rank=rank)
-        return Detection(found.value, max(0.0, 2 * agree - 1), scores, info)
+    checked: set[bytes] = set()
+    plan = _PLANS.get(list_size, (list_size,))
+    used = 0
+    for (geometry, cand), size in zip(places, plan):
+        size = min(size, list_size - used)
+        if size <= 0:
+            break
+        scores = _cell_scores(geometry.v, tpl.layout, K_FINE, geometry.dy, geometry.dx)
+        scores = scores / (float(np.std(scores)) + 1e-12)
+        words = ecc.decode_list(scores, INFO_BITS, size)
+        if cand.z > state["best_z"]:
+            state.update(best_z=cand.z, scores=scores)
+            info["best_effort_bits"] = (words[0] ^ mask)[:48]
+        for rank, bits in enumerate(words):
+            if bits.tobytes() in checked:
+                continue
+            checked.add(bits.tobytes())
+            used += 1
+            state["checks"] += 1
+            found = WatermarkPayload.from_info_bits(bits, mask)
+            if found is None:
+                continue
+            codeword = ecc.encode(bits).astype(np.float64) * 2 - 1
+            agree = float(np.mean(np.sign(scores) == codeword))
+            info.update(view=("per-frame", "plain")[cand.view], rows=cand.rows, scale=round(geometry.scale, 4),
+                        angle=cand.angle, offset=(geometry.dy / K_FINE, geometry.dx / K_FINE), sync_z=cand.z,
+                        attempts=state["attempts"], crc_checks=state["checks"], list_rank=rank)
+            return Detection(found.value, max(0.0, 2 * agree - 1), scores, info)
     return None
