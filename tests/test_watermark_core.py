@@ -355,3 +355,35 @@ def test_a_still_dense_texture_photo_mostly_reads_back(wm: Watermarker) -> None:
         still = cv2.resize(tissue[y : y + 400, x : x + 400], (256, 256), interpolation=cv2.INTER_AREA)
         reads += sum(wm.detect(wm.embed(still[None], p)).payload == p for p in payloads)
     assert reads >= 8
+
+
+def test_rail_pixels_get_a_fraction_of_the_mark_and_the_written_frame_keeps_the_ssim_floor() -> None:
+    """A smooth picture with a black backdrop: the backdrop clips half of any change and costs
+    SSIM most, so it gets little of the mark, and the floor holds for the rounded, clipped frame
+    the embedder writes (not only for its unrounded model of it)."""
+    from watermark.embed import _MIN_SSIM, FrameEmbedder
+
+    yy, xx = np.mgrid[0:256, 0:256].astype(np.float32)
+    sky = 90 + 0.25 * yy + 0.1 * xx + 6 * np.sin(xx / 9.0) * np.cos(yy / 13.0)  # smooth, no channel at a rail
+    frame = np.stack([sky, sky * 0.9 + 10, sky * 0.8 + 30], axis=-1)
+    frame[:, :80] = 0  # a black backdrop on the left
+    frame = np.clip(frame, 0, 255).astype(np.uint8)
+    embedder = FrameEmbedder(key=KEY, height=256, width=256, payload=PAYLOAD)
+    marked = embedder.embed(frame)
+    change = np.abs(marked.astype(np.float32) - frame)[..., 0]
+    assert change[:, 90:].mean() > 0.5  # the picture is marked
+    assert change[:, :78].mean() < 0.3 * change[:, 90:].mean()  # the backdrop much less (clipping alone halves it)
+    assert structural_similarity(frame, marked, channel_axis=2) >= _MIN_SSIM - 0.0005
+    assert _psnr(frame, marked) >= 42.0
+
+
+def test_frame_ssim_with_the_dither_is_the_ssim_of_the_frame_written(astronaut: np.ndarray) -> None:
+    from watermark.embed import FrameEmbedder, frame_ssim
+
+    frame = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    embedder = FrameEmbedder(key=KEY, height=256, width=256, payload=PAYLOAD)
+    delta = embedder.mark(frame)
+    marked = embedder.embed(frame)
+    written = structural_similarity(frame, marked, channel_axis=2)
+    assert frame_ssim(frame, delta, embedder._dither) == pytest.approx(written, abs=2e-4)
+    assert abs(frame_ssim(frame, delta) - written) > 5e-4  # rounding and clipping matter at this size

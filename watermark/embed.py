@@ -65,6 +65,9 @@ _BUSY_START, _BUSY_FULL = 0.8, 0.95
 _MIN_SSIM = 0.9805
 _SSIM_FULL_PIXELS = 400_000  # larger frames estimate SSIM from bands of _SSIM_BAND rows
 _SSIM_BAND = 38  # 32 rows of windows plus the 3-row borders
+_RAIL = 3  # a pixel with a channel within this many grey levels of 0 or 255 is at the rails
+_RAIL_WEIGHT = 0.3  # ... and gets this fraction of the mark
+_REFILL = 1.5  # at most this gain for a mark under the RMS cap (then the SSIM guard decides)
 _BASE_SHARE = 0.8  # the blind part (pilot + data) takes at most this fraction of the RMS budget
 _BASE_DATA = 0.4  # weight of the blind data cells relative to the pilot in the blind part
 # How far pilot cells follow the detector's weights (0: flat, 1: fully), small layout only:
@@ -264,15 +267,29 @@ class FrameEmbedder:
             delta = cv2.multiply(delta, max_rms / rms)
         if (sh, sw) != (h, w):
             delta = cv2.resize(delta, (w, h), interpolation=cv2.INTER_LINEAR)
-        return _ssim_guard(frame, delta)  # (H, W)
+        # Pixels at the rails clip half of any change and cost SSIM most (a flat black
+        # backdrop): they get a fraction of the mark, and the budget left over (PSNR and SSIM
+        # alike) goes to the rest of the frame, up to ``_REFILL`` times, then the SSIM guard.
+        low, high = cv2.min(cv2.min(frame[..., 0], frame[..., 1]), frame[..., 2]), cv2.max(cv2.max(frame[..., 0], frame[..., 1]), frame[..., 2])
+        railed = (low <= _RAIL) | (high >= 255 - _RAIL)
+        if railed.any():
+            delta = cv2.multiply(delta, np.where(railed, np.float32(_RAIL_WEIGHT), np.float32(1.0)))
+        rms = cv2.norm(delta) / np.sqrt(h * w)
+        if 0.0 < rms < max_rms:
+            delta = cv2.multiply(delta, min(_REFILL, max_rms / rms))
+        return _ssim_guard(frame, delta, self._dither)  # (H, W)
 
 
-def channel_ssim(x: np.ndarray, delta: np.ndarray) -> float:
+def channel_ssim(x: np.ndarray, delta: np.ndarray, dither: np.ndarray | None = None) -> float:
     """Mean SSIM between one channel ``x`` and ``x + delta`` (float32 (H, W)), as skimage
     computes it by default: 7x7 uniform windows, sample covariances, K1 = 0.01, K2 = 0.03,
-    range 255, the 3-pixel border left out."""
+    range 255, the 3-pixel border left out. With ``dither`` (H, W), the change is rounded and
+    clipped to 0..255 as the embedder writes it (``round(delta + dither)``, saturating)."""
     c1, c2, norm = (0.01 * 255) ** 2, (0.03 * 255) ** 2, 49.0 / 48.0
-    z = cv2.add(x, delta)
+    if dither is None:
+        z = cv2.add(x, delta)
+    else:
+        z = np.clip(x + np.round(delta + dither), 0.0, 255.0).astype(np.float32)
     mx, mz = cv2.blur(x, (7, 7)), cv2.blur(z, (7, 7))
     vx = norm * (cv2.blur(x * x, (7, 7)) - mx * mx)
     vz = norm * (cv2.blur(z * z, (7, 7)) - mz * mz)
@@ -281,21 +298,25 @@ def channel_ssim(x: np.ndarray, delta: np.ndarray) -> float:
     return float(np.mean(s[3:-3, 3:-3])) if min(s.shape) > 6 else float(np.mean(s))
 
 
-def frame_ssim(frame: np.ndarray, delta: np.ndarray) -> float:
+def frame_ssim(frame: np.ndarray, delta: np.ndarray, dither: np.ndarray | None = None) -> float:
     """SSIM of an RGB frame (H, W, 3) uint8 against ``frame + delta`` on every channel, the mean
     over R, G and B (the quality target's measure), without rounding or clipping. Frames over
     ``_SSIM_FULL_PIXELS`` are estimated from evenly spaced bands of rows: a quarter of the
-    rows, a quarter of the time, within 0.001 of the whole frame's value on the test pictures."""
+    rows, a quarter of the time, within 0.001 of the whole frame's value on the test pictures.
+    ``dither``: measure the rounded, clipped result instead (see ``channel_ssim``)."""
     h = frame.shape[0]
     if frame.shape[0] * frame.shape[1] <= _SSIM_FULL_PIXELS or h < 4 * _SSIM_BAND:
         bands = [slice(0, h)]
     else:
         bands = [slice(r, r + _SSIM_BAND) for r in np.linspace(0, h - _SSIM_BAND, h // (4 * _SSIM_BAND)).astype(int)]
-    return float(np.mean([channel_ssim(frame[b, :, c].astype(np.float32), delta[b]) for b in bands for c in range(3)]))
+    return float(np.mean([channel_ssim(frame[b, :, c].astype(np.float32), delta[b], None if dither is None else dither[b])
+                          for b in bands for c in range(3)]))
 
 
-def _ssim_guard(frame: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """Scale ``delta`` down, if needed, so that ``frame_ssim(frame, delta) >= _MIN_SSIM``.
+def _ssim_guard(frame: np.ndarray, delta: np.ndarray, dither: np.ndarray | None = None) -> np.ndarray:
+    """Scale ``delta`` down, if needed, so that ``frame_ssim(frame, delta, dither) >= _MIN_SSIM``
+    (with the embedder's ``dither``: the SSIM of the frame it will actually write; rounding
+    costs up to 0.002 on smooth pictures, and clipping at 0 and 255 gives some back).
 
     The RMS cap bounds PSNR whatever the picture; SSIM is lost mostly where a channel is
     smooth (a plain backdrop, or a dark channel such as the blue of a brown picture), and
@@ -303,8 +324,8 @@ def _ssim_guard(frame: np.ndarray, delta: np.ndarray) -> np.ndarray:
     loss grows about with the square of the mark's amplitude, so one scaling by
     sqrt(target loss / loss), then a check, suffices.
     """
-    for _ in range(2):
-        loss = 1.0 - frame_ssim(frame, delta)
+    for _ in range(3):
+        loss = 1.0 - frame_ssim(frame, delta, dither)
         if loss <= 1.0 - _MIN_SSIM:
             break
         delta = cv2.multiply(delta, float(np.sqrt((1.0 - _MIN_SSIM) / loss)) * 0.98)
