@@ -45,7 +45,10 @@ WORK_SIDE = 320  # short side of the working image detection runs on
 # the single best word read 4 in 5 of the simulated clips the single word missed at the
 # signal level where 256 px copies fail after crop + H.264 (docs/watermark.md).
 _LIST_SIZES = ((8, 1, 1, 1), (2, 1, 1, 1))
-_PLANS = {8: (4, 1, 1, 1, 1)}  # a candidate's CRC checks spread over its best fine positions: list sizes, best first
+# How an attempt's checks are spread over its best fine positions (list sizes, best position
+# first). On the cached hard copies it read 2 more (of ~200) than a list of 8 at the best
+# position and lost none: the pilot's best position can be a quarter cell off (docs/watermark.md).
+_PLANS = {8: (4, 1, 1, 1, 1)}
 MAX_CRC_CHECKS = sum(sum(sizes) for sizes in _LIST_SIZES)  # 16: the false-payload bound's factor
 _K = 2  # samples per cell during the search
 K_FINE = 4  # samples per cell when decoding
