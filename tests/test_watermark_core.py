@@ -184,6 +184,16 @@ def test_round_trip_single_1080p_portrait_frame(wm: Watermarker, grace_hopper: n
     assert wm.detect(wm.embed(frame, 2**48 - 1)).payload == 2**48 - 1
 
 
+def test_round_trip_4k_clip_after_h264(wm: Watermarker, astronaut: np.ndarray) -> None:
+    """The top of the size range: 3840x2160 (96-row layout, 22 px cells), 3 panning frames
+    through H.264 CRF 28, the PSNR and SSIM targets kept."""
+    clip = panning_clip(astronaut, height=2160, width=3840, frames=3)
+    marked = wm.embed(clip, PAYLOAD)
+    assert _psnr(clip[0], marked[0]) >= 42.0
+    assert structural_similarity(clip[0], marked[0], channel_axis=2) >= 0.98
+    assert wm.detect(h264(marked, 28)).payload == PAYLOAD
+
+
 def test_streaming_embed_and_detect_match_the_batch_calls(wm: Watermarker, clip256: np.ndarray) -> None:
     embedder = wm.embedder(256, 256, PAYLOAD)
     streamed = np.concatenate([embedder.embed(clip256[:5]), embedder.embed(clip256[5:])])
