@@ -355,8 +355,10 @@ def test_decodability_constants_match_gaussian_scores() -> None:
 def test_a_still_dense_texture_photo_mostly_reads_back(wm: Watermarker) -> None:
     # A tissue micrograph (skimage, no known copyright restrictions): texture everywhere and
     # nothing moving to average the host away, so the pilot alone ranks noise peaks above the
-    # mark; the data cells' decodability finds it. These 12 stills read 9 times with it and
-    # never without it (a render that does not read back fails closed in the studio).
+    # mark; the data cells' decodability finds it, and the unmoved geometry is always among
+    # the candidates it judges. These 12 stills read 11 times (9 without the unmoved
+    # candidate, 0 without the decodability; a render that does not read back fails closed in
+    # the studio).
     tissue = data.immunohistochemistry()
     rng = np.random.default_rng(0)
     payloads = [777, PAYLOAD] + [int(rng.integers(0, 2**48)) for _ in range(4)]
@@ -364,7 +366,7 @@ def test_a_still_dense_texture_photo_mostly_reads_back(wm: Watermarker) -> None:
     for y, x in ((0, 0), (100, 50)):
         still = cv2.resize(tissue[y : y + 400, x : x + 400], (256, 256), interpolation=cv2.INTER_AREA)
         reads += sum(wm.detect(wm.embed(still[None], p)).payload == p for p in payloads)
-    assert reads >= 8
+    assert reads >= 10
 
 
 def test_rail_pixels_get_a_fraction_of_the_mark_and_the_written_frame_keeps_the_ssim_floor() -> None:
