@@ -586,7 +586,7 @@ def _unmoved(views: list[dict[int, np.ndarray]], templates: dict[int, _Templates
 def _distinct(found: list[_Candidate]) -> list[_Candidate]:
     """``found`` without candidates at (nearly) the geometry of a better one: the views see
     the same frames, so one geometry often tops both, and every view is tried at decode time
-    anyway (``_fitted``)."""
+    anyway (``search_and_decode``)."""
     kept: list[_Candidate] = []
     for c in found:
         if not any(k.rows == c.rows and k.angle == c.angle and abs(k.scale - c.scale) < 1e-6

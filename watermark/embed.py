@@ -270,7 +270,8 @@ class FrameEmbedder:
         # Pixels at the rails clip half of any change and cost SSIM most (a flat black
         # backdrop): they get a fraction of the mark, and the budget left over (PSNR and SSIM
         # alike) goes to the rest of the frame, up to ``_REFILL`` times, then the SSIM guard.
-        low, high = cv2.min(cv2.min(frame[..., 0], frame[..., 1]), frame[..., 2]), cv2.max(cv2.max(frame[..., 0], frame[..., 1]), frame[..., 2])
+        red, green, blue = cv2.split(frame)
+        low, high = cv2.min(cv2.min(red, green), blue), cv2.max(cv2.max(red, green), blue)
         railed = (low <= _RAIL) | (high >= 255 - _RAIL)
         if railed.any():
             delta = cv2.multiply(delta, np.where(railed, np.float32(_RAIL_WEIGHT), np.float32(1.0)))
@@ -322,7 +323,8 @@ def _ssim_guard(frame: np.ndarray, delta: np.ndarray, dither: np.ndarray | None 
     smooth (a plain backdrop, or a dark channel such as the blue of a brown picture), and
     such pictures can fall below the 0.98 target at the small layout's strength floor. SSIM's
     loss grows about with the square of the mark's amplitude, so one scaling by
-    sqrt(target loss / loss), then a check, suffices.
+    sqrt(target loss / loss), then a check, nearly always suffices (rounding adds a loss that
+    does not scale, hence up to three passes).
     """
     for _ in range(3):
         loss = 1.0 - frame_ssim(frame, delta, dither)
