@@ -12,6 +12,8 @@ import json
 import logging
 import shutil
 import tempfile
+import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +35,37 @@ def _fail(exc: Exception) -> gr.Error:
     return gr.Error(exc.user_message())  # type: ignore[attr-defined]
 
 
-def _discard_upload(path: str | None, pipeline: RenderPipeline) -> None:
-    """Uploaded photos and videos are personal data: delete them once used (unless kept by config)."""
-    if path and pipeline.config.keep_uploads_seconds <= 0:
-        Path(path).unlink(missing_ok=True)
+# Gradio files an upload under a hash of its bytes, so two people uploading the same file get
+# the same path: a render that finished first must not delete the file under one still running.
+_UPLOADS_IN_USE: Counter[str] = Counter()
+_UPLOADS_LOCK = threading.Lock()
+
+
+def _claim_upload(path: str, claims: list[str]) -> None:
+    """Mark an uploaded file as in use by this request (recorded in ``claims``) until
+    ``_discard_upload``; a clear error if it is already gone."""
+    with _UPLOADS_LOCK:
+        _UPLOADS_IN_USE[path] += 1
+    claims.append(path)
+    if not Path(path).is_file():
+        raise gr.Error("The uploaded file is no longer on the server (uploads are deleted after use). Upload it again.")
+
+
+def _discard_upload(path: str | None, pipeline: RenderPipeline, claims: list[str] | None = None) -> None:
+    """Uploaded photos and videos are personal data: delete them once used (unless kept by
+    config), but not while another request still uses the same file. Releases this request's
+    claim on it first, if ``claims`` holds one."""
+    if not path:
+        return
+    with _UPLOADS_LOCK:
+        if claims is not None and path in claims:
+            claims.remove(path)
+            _UPLOADS_IN_USE[path] -= 1
+        if _UPLOADS_IN_USE[path] > 0:
+            return
+        del _UPLOADS_IN_USE[path]
+        if pipeline.config.keep_uploads_seconds <= 0:
+            Path(path).unlink(missing_ok=True)
 
 
 def build_app(pipeline: RenderPipeline) -> gr.Blocks:
@@ -113,6 +142,7 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),
     ):
+        claims: list[str] = []
         try:
             user = require_role(ledger, request.username, Role.OPERATOR)
             if not credential_id:
@@ -123,6 +153,9 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
                 raise gr.Error("Upload a photo (or tick 'use the credential's reference photo').")
             if not driving:
                 raise gr.Error("Upload a driving video.")
+            if not use_reference:
+                _claim_upload(photo, claims)
+            _claim_upload(driving, claims)
             req = RenderRequest(
                 photo=Path(photo),
                 driving=Path(driving),
@@ -150,8 +183,8 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
             raise _fail(exc) from None
         finally:
             if not use_reference:
-                _discard_upload(photo, pipeline)
-            _discard_upload(driving, pipeline)
+                _discard_upload(photo, pipeline, claims)
+            _discard_upload(driving, pipeline, claims)
         summary = (
             f"**Render {result.render_id}** — watermark `{result.receipt['watermark']['payload']}`, "
             f"C2PA manifest {result.receipt['manifest']['status']}, logged in the ledger."
@@ -237,16 +270,18 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
     def on_audit(video: str | None, request: gr.Request):
         from studio.audit import audit_video
 
+        claims: list[str] = []
         try:
             require_role(ledger, request.username, Role.AUDITOR)
             if not video:
                 raise gr.Error("Upload a video to inspect.")
+            _claim_upload(video, claims)
             report = audit_video(Path(video), config=config, ledger=ledger, watermark_key=pipeline.watermark_key,
                                  trust_anchor_pem=pipeline.signer.trust_anchor_pem)
         except USER_FACING as exc:
             raise _fail(exc) from None
         finally:
-            _discard_upload(video, pipeline)
+            _discard_upload(video, pipeline, claims)
         return report.to_markdown(), report.to_dict()
 
     def on_verify_ledger(request: gr.Request):

@@ -1,0 +1,75 @@
+"""Uploads are deleted after use, but not under another request using the same file.
+
+Gradio files an upload under a hash of its bytes, so byte-identical uploads from two people
+share one path; the render or audit that finishes first must leave it to the one still
+running, and a request whose file is already gone gets a clear error instead of a failed read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from studio.app import _claim_upload, _discard_upload
+from studio_support import small_pipeline
+
+
+@pytest.fixture()
+def pipeline(tmp_path: Path):
+    return small_pipeline(tmp_path / "home")
+
+
+@pytest.fixture()
+def upload(tmp_path: Path) -> str:
+    path = tmp_path / "gradio" / "0123abcd" / "driving.mp4"  # the shape of Gradio's upload paths
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"same bytes from two people")
+    return str(path)
+
+
+def test_the_last_request_using_an_upload_deletes_it(pipeline, upload: str) -> None:
+    first: list[str] = []
+    second: list[str] = []
+    _claim_upload(upload, first)
+    _claim_upload(upload, second)
+    _discard_upload(upload, pipeline, first)
+    assert Path(upload).is_file()  # the second request still reads it
+    _discard_upload(upload, pipeline, second)
+    assert not Path(upload).exists()
+    assert first == second == []
+
+
+def test_a_request_that_never_claimed_the_file_does_not_delete_it_under_another(pipeline, upload: str) -> None:
+    running: list[str] = []
+    _claim_upload(upload, running)
+    _discard_upload(upload, pipeline)  # e.g. a request refused before it got to use the file
+    assert Path(upload).is_file()
+    _discard_upload(upload, pipeline, running)
+    assert not Path(upload).exists()
+
+
+def test_an_unused_upload_is_deleted_even_when_the_request_failed_early(pipeline, upload: str) -> None:
+    _discard_upload(upload, pipeline)
+    assert not Path(upload).exists()
+
+
+def test_an_upload_already_gone_gets_a_clear_error_and_releases_its_claim(pipeline, upload: str) -> None:
+    Path(upload).unlink()
+    claims: list[str] = []
+    with pytest.raises(gr.Error, match="no longer on the server.*Upload it again"):
+        _claim_upload(upload, claims)
+    _discard_upload(upload, pipeline, claims)
+    assert claims == []
+    Path(upload).write_bytes(b"uploaded again")
+    _discard_upload(upload, pipeline)  # nobody holds it any more: deleted
+    assert not Path(upload).exists()
+
+
+def test_kept_uploads_stay_when_the_config_keeps_them(tmp_path: Path, upload: str) -> None:
+    keeping = small_pipeline(tmp_path / "keep", keep_uploads_seconds=3600)
+    claims: list[str] = []
+    _claim_upload(upload, claims)
+    _discard_upload(upload, keeping, claims)
+    assert Path(upload).is_file()
