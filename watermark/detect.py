@@ -183,13 +183,12 @@ class Whitened:
     """A view whose frames were whitened and equalised one by one (``pre_equalize``), to be
     searched without whitening it again.
 
-    A second whitening (``_resample``) also takes the part of the mark's cells that survived
-    the first: on the animated-face clips after H.264 CRF 28 it cost the per-bit SNR at the
-    true geometry 10-25 %. It also takes more of a moving dense texture's leftover residual,
-    so the per-frame sums are searched both ways (two views) and compete for the decodes.
-    At the true geometry of the animated-face clips over a tissue micrograph after H.264
-    CRF 28 the per-bit SNR was 0.75 and 0.84 whitened twice, 0.90 and 1.00 whitened once
-    (the plain view: 0.61 and 0.66).
+    A second whitening (``_resample``) also takes part of the mark that survived the first:
+    at the true geometry of three animated-face clips after H.264 CRF 28 the per-bit SNR was
+    0.75, 0.84 and 1.31 whitened twice, 0.90, 1.00 and 1.80 whitened once (the plain view:
+    0.61, 0.66 and 1.64). On a panning dense texture it also takes more of the host's leftover
+    residual than of the mark, so the per-frame sums are searched both ways (two views), and
+    all views compete for the same decode attempts (docs/watermark.md, "Current code").
     """
 
     image: np.ndarray  # float32 (h, w)
