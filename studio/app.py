@@ -52,9 +52,14 @@ def _claim_upload(path: str, claims: list[str]) -> None:
 
 
 def _discard_upload(path: str | None, pipeline: RenderPipeline, claims: list[str] | None = None) -> None:
-    """Uploaded photos and videos are personal data: delete them once used (unless kept by
-    config), but not while another request still uses the same file. Releases this request's
-    claim on it first, if ``claims`` holds one."""
+    """Uploaded photos and videos are personal data: delete them ``keep_uploads_seconds`` after
+    the last request using them ends (0: at once), never while a request still uses the same
+    file. Releases this request's claim on it first, if ``claims`` holds one.
+
+    Not at once by default: the page keeps pointing at the uploaded file, so pressing Render
+    again on the same inputs (or a second identical upload queued behind the first) needs it,
+    and Gradio reads it before any handler of ours could say what is wrong.
+    """
     if not path:
         return
     with _UPLOADS_LOCK:
@@ -64,8 +69,20 @@ def _discard_upload(path: str | None, pipeline: RenderPipeline, claims: list[str
         if _UPLOADS_IN_USE[path] > 0:
             return
         del _UPLOADS_IN_USE[path]
-        if pipeline.config.keep_uploads_seconds <= 0:
-            Path(path).unlink(missing_ok=True)
+    delay = pipeline.config.keep_uploads_seconds
+    if delay <= 0:
+        _delete_if_unused(path)
+    else:
+        timer = threading.Timer(delay, _delete_if_unused, args=(path,))
+        timer.daemon = True
+        timer.start()
+
+
+def _delete_if_unused(path: str) -> None:
+    with _UPLOADS_LOCK:
+        if _UPLOADS_IN_USE[path] > 0:  # claimed again: its release schedules the deletion anew
+            return
+        Path(path).unlink(missing_ok=True)
 
 
 def build_app(pipeline: RenderPipeline) -> gr.Blocks:

@@ -21,7 +21,7 @@ class StudioConfig:
     database_url: str | None = None
     fomm_checkpoint: Path | None = None
     key_passphrase: str | None = None
-    keep_uploads_seconds: int = 0
+    keep_uploads_seconds: int = 600  # uploads are deleted this long after their last use (0: at once)
     max_concurrent_renders: int = 1
     host: str = "127.0.0.1"
     port: int = 7860
@@ -37,7 +37,7 @@ class StudioConfig:
             database_url=env.get("DATABASE_URL") or None,
             fomm_checkpoint=Path(ckpt).expanduser() if ckpt else None,
             key_passphrase=env.get("STUDIO_KEY_PASSPHRASE") or None,
-            keep_uploads_seconds=int(env.get("STUDIO_KEEP_UPLOADS_SECONDS", "0")),
+            keep_uploads_seconds=int(env.get("STUDIO_KEEP_UPLOADS_SECONDS", "600")),
             max_concurrent_renders=int(env.get("STUDIO_MAX_CONCURRENT_RENDERS", "1")),
             host=env.get("STUDIO_HOST", "127.0.0.1"),
             port=int(env.get("STUDIO_PORT", "7860")),

@@ -1,13 +1,16 @@
 """Uploads are deleted after use, but not under another request using the same file.
 
-Gradio files an upload under a hash of its bytes, so byte-identical uploads from two people
-share one path; the render or audit that finishes first must leave it to the one still
-running, and a request whose file is already gone gets a clear error instead of a failed read.
+Gradio files an upload under a hash of its bytes, so byte-identical uploads share one path;
+the render or audit that finishes first must leave it to one still running, the page keeps
+pointing at the file (Render pressed again), and a request whose file is already gone gets a
+clear error instead of a failed read.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import time
 
 import gradio as gr
 import pytest
@@ -18,7 +21,7 @@ from studio_support import small_pipeline
 
 @pytest.fixture()
 def pipeline(tmp_path: Path):
-    return small_pipeline(tmp_path / "home")
+    return small_pipeline(tmp_path / "home", keep_uploads_seconds=0)  # deleted at once
 
 
 @pytest.fixture()
@@ -67,9 +70,24 @@ def test_an_upload_already_gone_gets_a_clear_error_and_releases_its_claim(pipeli
     assert not Path(upload).exists()
 
 
-def test_kept_uploads_stay_when_the_config_keeps_them(tmp_path: Path, upload: str) -> None:
-    keeping = small_pipeline(tmp_path / "keep", keep_uploads_seconds=3600)
-    claims: list[str] = []
-    _claim_upload(upload, claims)
-    _discard_upload(upload, keeping, claims)
+def test_by_default_an_upload_outlives_its_render_so_render_can_be_pressed_again() -> None:
+    from studio.config import StudioConfig
+
+    assert StudioConfig().keep_uploads_seconds == 600
+
+
+def test_a_kept_upload_is_deleted_after_the_delay_unless_claimed_again(tmp_path: Path, upload: str) -> None:
+    keeping = small_pipeline(tmp_path / "keep", keep_uploads_seconds=1)
+    first: list[str] = []
+    _claim_upload(upload, first)
+    _discard_upload(upload, keeping, first)
+    assert Path(upload).is_file()  # Render pressed again now still finds it
+    second: list[str] = []
+    _claim_upload(upload, second)  # ... and holds it past the first deletion time
+    time.sleep(1.5)
     assert Path(upload).is_file()
+    _discard_upload(upload, keeping, second)
+    deadline = time.monotonic() + 10
+    while Path(upload).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(upload).exists()
