@@ -38,6 +38,7 @@ def _fail(exc: Exception) -> gr.Error:
 # Gradio files an upload under a hash of its bytes, so two people uploading the same file get
 # the same path: a render that finished first must not delete the file under one still running.
 _UPLOADS_IN_USE: Counter[str] = Counter()
+_UPLOADS_RELEASED: Counter[str] = Counter()  # releases so far per path: only the last one's timer deletes
 _UPLOADS_LOCK = threading.Lock()
 
 
@@ -69,19 +70,24 @@ def _discard_upload(path: str | None, pipeline: RenderPipeline, claims: list[str
         if _UPLOADS_IN_USE[path] > 0:
             return
         del _UPLOADS_IN_USE[path]
+        _UPLOADS_RELEASED[path] += 1
+        release = _UPLOADS_RELEASED[path]
     delay = pipeline.config.keep_uploads_seconds
     if delay <= 0:
-        _delete_if_unused(path)
+        _delete_if_unused(path, release)
     else:
-        timer = threading.Timer(delay, _delete_if_unused, args=(path,))
+        timer = threading.Timer(delay, _delete_if_unused, args=(path, release))
         timer.daemon = True
         timer.start()
 
 
-def _delete_if_unused(path: str) -> None:
+def _delete_if_unused(path: str, release: int) -> None:
+    """Delete ``path`` unless it was claimed or released again since ``release`` (then a later
+    release's deletion, at its own time, is the one that counts)."""
     with _UPLOADS_LOCK:
-        if _UPLOADS_IN_USE[path] > 0:  # claimed again: its release schedules the deletion anew
+        if _UPLOADS_IN_USE[path] > 0 or _UPLOADS_RELEASED[path] != release:
             return
+        del _UPLOADS_RELEASED[path]
         Path(path).unlink(missing_ok=True)
 
 

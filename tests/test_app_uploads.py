@@ -8,9 +8,8 @@ clear error instead of a failed read.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import time
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -87,6 +86,22 @@ def test_a_kept_upload_is_deleted_after_the_delay_unless_claimed_again(tmp_path:
     time.sleep(1.5)
     assert Path(upload).is_file()
     _discard_upload(upload, keeping, second)
+    assert Path(upload).is_file()  # a full delay after this last use, not the first one's
+    deadline = time.monotonic() + 10
+    while Path(upload).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(upload).exists()
+
+
+def test_an_earlier_release_does_not_cut_short_the_delay_of_a_later_one(tmp_path: Path, upload: str) -> None:
+    keeping = small_pipeline(tmp_path / "keep", keep_uploads_seconds=1)
+    for _ in range(2):  # two renders of the same files, half a second apart
+        claims: list[str] = []
+        _claim_upload(upload, claims)
+        _discard_upload(upload, keeping, claims)
+        time.sleep(0.5)
+    time.sleep(0.2)  # the first release's deletion time has passed, the second's has not
+    assert Path(upload).is_file()
     deadline = time.monotonic() + 10
     while Path(upload).exists() and time.monotonic() < deadline:
         time.sleep(0.1)
