@@ -372,8 +372,8 @@ def test_a_still_dense_texture_photo_mostly_reads_back(wm: Watermarker) -> None:
 def test_per_frame_sums_searched_without_a_second_whitening_keep_more_of_the_mark(wm: Watermarker) -> None:
     # A still tissue micrograph after H.264 CRF 28: at the true geometry, the per-frame sums
     # searched as already whitened (the accumulator's third view) give every coded bit a
-    # higher signal-to-noise ratio than the same sums whitened a second time (10-25 % on
-    # such clips; reading them back at about 0.9 is then often, not always, possible).
+    # higher signal-to-noise ratio than the same sums whitened a second time (16-27 % on
+    # the benchmark's face clips; reading them back at about 0.9 is then often, not always, possible).
     from watermark.detect import Whitened, _resample, _templates, _cell_scores
 
     layout = _templates(KEY, 64).layout

@@ -651,7 +651,7 @@ def _decode(places: list[tuple[_Geometry, _Candidate]], tpl: _Templates, mask: n
                 continue
             codeword = ecc.encode(bits).astype(np.float64) * 2 - 1
             agree = float(np.mean(np.sign(scores) == codeword))
-            info.update(view=_VIEW_NAMES[min(cand.view, len(_VIEW_NAMES) - 1)], rows=cand.rows, scale=round(geometry.scale, 4),
+            info.update(view=_VIEW_NAMES[cand.view], rows=cand.rows, scale=round(geometry.scale, 4),
                         angle=cand.angle, offset=(geometry.dy / K_FINE, geometry.dx / K_FINE), sync_z=cand.z,
                         attempts=state["attempts"], crc_checks=state["checks"], list_rank=rank)
             return Detection(found.value, max(0.0, 2 * agree - 1), scores, info)
