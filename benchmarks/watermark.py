@@ -202,10 +202,10 @@ def face_clip(cover: np.ndarray, *, height: int, width: int, frames: int, seed: 
 
 
 def run_table(sizes: list[tuple[int, int]], attacks: list[str], clips: int, methods: list[object],
-              frames: int, first_clip: int = 0, motion: str = "pan") -> None:
+              frames: int, first_clip: int = 0, motion: str = "pan", seed: int = 0) -> None:
     import blind_watermark  # noqa: F401  (import once up front: it sets the multiprocessing start method)
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)  # the payloads
     timed_attack = "none" if "none" in attacks else attacks[0]  # detection is timed on this copy
     exact: dict[tuple[str, str, str], list[bool]] = defaultdict(list)
     bitacc: dict[tuple[str, str, str], list[float]] = defaultdict(list)
@@ -233,6 +233,9 @@ def run_table(sizes: list[tuple[int, int]], attacks: list[str], clips: int, meth
                         n_read = len(attacked) if isinstance(m, Ours) else min(len(attacked), m.frames)  # type: ignore[attr-defined]
                         timing[(m.name, label)].append((t_embed * 1e3, (time.perf_counter() - t0) / n_read * 1e3))  # type: ignore[attr-defined]
                     exact[(m.name, label, attack)].append(ok)  # type: ignore[attr-defined]
+                    if not ok:
+                        print(f"  missed {m.name} {label} clip {c} {attack} (bit accuracy {acc:.2f})",  # type: ignore[attr-defined]
+                              file=sys.stderr, flush=True)
                     bitacc[(m.name, label, attack)].append(acc)  # type: ignore[attr-defined]
                 print(f"  done {m.name} {label} clip {c}", file=sys.stderr, flush=True)  # type: ignore[attr-defined]
     _print_tables(sizes, attacks, methods, exact, bitacc, quality, timing, clips, timed_attack)
@@ -335,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="ours,dwtDct,dwtDctSvd,blind")
     parser.add_argument("--attacks", default=None, help="comma-separated; default all")
     parser.add_argument("--fpr", type=int, default=0, help="only measure false payloads on N unmarked samples")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the payloads (tables) or the unmarked samples (--fpr); lets runs split into shards")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     if args.fpr:
@@ -346,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     clips = args.clips
     if args.quick:
         sizes, attacks, clips = [(256, 256), (720, 1280)], list(QUICK_ATTACKS), 1
-    run_table(sizes, attacks, clips, _methods(args.methods.split(","), args.baseline_frames), args.frames, args.first_clip, args.motion)  # type: ignore[arg-type]
+    run_table(sizes, attacks, clips, _methods(args.methods.split(","), args.baseline_frames), args.frames, args.first_clip, args.motion, args.seed)  # type: ignore[arg-type]
     return 0
 
 

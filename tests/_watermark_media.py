@@ -87,13 +87,18 @@ def rotate(frames: np.ndarray, degrees: float) -> np.ndarray:
     return np.stack([cv2.warpAffine(f, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT) for f in frames])
 
 
+def _tone(frames: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Apply a per-value table: the same result as the arithmetic, without float copies of the clip."""
+    return table.astype(np.uint8)[frames]
+
+
 def brightness(frames: np.ndarray, delta: int) -> np.ndarray:
-    return np.clip(frames.astype(np.int16) + delta, 0, 255).astype(np.uint8)
+    return _tone(frames, np.clip(np.arange(256, dtype=np.int16) + delta, 0, 255))
 
 
 def contrast(frames: np.ndarray, factor: float) -> np.ndarray:
-    f = frames.astype(np.float32)
-    return np.clip((f - 128) * factor + 128, 0, 255).round().astype(np.uint8)
+    f = np.arange(256, dtype=np.float32)
+    return _tone(frames, np.clip((f - 128) * factor + 128, 0, 255).round())
 
 
 def noise(frames: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
