@@ -421,3 +421,58 @@ def test_frame_ssim_with_the_dither_is_the_ssim_of_the_frame_written(astronaut: 
     written = structural_similarity(frame, marked, channel_axis=2)
     assert frame_ssim(frame, delta, embedder._dither) == pytest.approx(written, abs=2e-4)
     assert abs(frame_ssim(frame, delta) - written) > 5e-4  # rounding and clipping matter at this size
+
+
+def _night_frame(side: int = 256) -> np.ndarray:
+    """A synthetic night sky: ~88 % of pixels within 30 grey levels of black, a few smooth
+    mid-tone blobs (galaxies) and faint grain, like the nearly black benchmark cover."""
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
+    sky = 14 + 4 * rng.standard_normal((side, side)).astype(np.float32)
+    for _ in range(8):
+        cy, cx, r = rng.uniform(0, side, 2).tolist() + [rng.uniform(side / 36, side / 20)]
+        sky += 150 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+    frame = np.stack([sky, sky * 0.95, sky * 1.05], axis=-1)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def test_tone_reserve_moves_the_mark_where_a_brightness_change_keeps_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a mostly black frame the mark on pixels that brightness -30 clips to 0 is halved and
+    the energy goes to the rest (1.9x the amplitude there): ~3x the mark's energy survives the
+    attack, within the same PSNR and SSIM limits."""
+    from _watermark_media import brightness
+
+    from watermark import embed as embed_module
+
+    frame = _night_frame()
+    exposed = frame.max(axis=2) < embed_module._TONE_DARK
+    assert exposed.mean() > embed_module._TONE_FULL  # the reserve is fully on for this frame
+
+    def marked_with(start: float) -> np.ndarray:
+        monkeypatch.setattr(embed_module, "_TONE_START", start)
+        return embed_module.FrameEmbedder(key=KEY, height=256, width=256, payload=PAYLOAD).embed(frame)
+
+    default_start = embed_module._TONE_START
+    plain, reserved = marked_with(1.01), marked_with(default_start)  # 1.01: never on
+    safe = frame.min(axis=2) >= 40
+    gain = np.abs(reserved.astype(np.float32) - frame)[safe].mean() / np.abs(plain.astype(np.float32) - frame)[safe].mean()
+    assert gain > 1.4
+
+    def surviving(marked: np.ndarray) -> float:  # energy of the mark left after brightness -30
+        return float(np.mean((brightness(marked[None], -30).astype(np.float32) - brightness(frame[None], -30)) ** 2))
+
+    assert surviving(reserved) > 1.8 * surviving(plain)
+    assert _psnr(frame, reserved) >= 42.0  # the same RMS cap: the reserve spends what rails and SSIM left
+    assert structural_similarity(frame, reserved, channel_axis=2) >= embed_module._MIN_SSIM - 0.0005
+
+
+def test_tone_reserve_leaves_ordinary_frames_alone(monkeypatch: pytest.MonkeyPatch, astronaut: np.ndarray) -> None:
+    """A frame with less than ``_TONE_START`` of its pixels near black or white gets exactly the
+    mark it got before the reserve existed (astronaut: about a quarter is black backdrop)."""
+    from watermark import embed as embed_module
+
+    frame = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    assert 0.1 < ((frame.max(axis=2) < embed_module._TONE_DARK) | (frame.min(axis=2) > embed_module._TONE_LIGHT)).mean() < embed_module._TONE_START
+    default = embed_module.FrameEmbedder(key=KEY, height=256, width=256, payload=PAYLOAD).embed(frame)
+    monkeypatch.setattr(embed_module, "_TONE_START", 1.01)
+    assert np.array_equal(default, embed_module.FrameEmbedder(key=KEY, height=256, width=256, payload=PAYLOAD).embed(frame))

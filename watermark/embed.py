@@ -68,6 +68,19 @@ _SSIM_BAND = 38  # 32 rows of windows plus the 3-row borders
 _RAIL = 3  # a pixel with a channel within this many grey levels of 0 or 255 is at the rails
 _RAIL_WEIGHT = 0.3  # ... and gets this fraction of the mark
 _REFILL = 1.5  # at most this gain for a mark under the RMS cap (then the SSIM guard decides)
+# Tone reserve. Brightness -30 clips every pixel below 30 to 0, contrast x1.3 every pixel below
+# 29.5 (and above 225.5), and a clipped pixel keeps none of the mark. On a frame that is mostly
+# such pixels (a night sky: 80-90 % of the benchmark's `hubble_deep_field` frames) the mark on
+# them is kept at ``_TONE_WEIGHT`` and the energy saved goes to the pixels a tone change leaves
+# alone, under the same RMS cap. It starts when ``_TONE_START`` of the frame is exposed and is
+# complete from ``_TONE_FULL``; the other covers stay below 0.45, so their marks are unchanged.
+# On that cover at 720p it lifted the per-bit SNR after brightness -30 from 0.64-0.76 to
+# 0.83-0.91 (two clips that did not read now do), at a cost under H.264 CRF 35 of 1.8-2.1 ->
+# 1.1-1.5 (they still read); at 256 px it changes little (docs/watermark.md).
+_TONE_DARK, _TONE_LIGHT = 35, 220  # max channel below / min channel above: exposed to tone changes
+_TONE_START, _TONE_FULL = 0.6, 0.8
+_TONE_WEIGHT = 0.5
+_TONE_REFILL = 3.0  # at most this gain for the rest of such a frame
 _BASE_SHARE = 0.8  # the blind part (pilot + data) takes at most this fraction of the RMS budget
 _BASE_DATA = 0.4  # weight of the blind data cells relative to the pilot in the blind part
 # How far pilot cells follow the detector's weights (0: flat, 1: fully), small layout only:
@@ -270,14 +283,23 @@ class FrameEmbedder:
         # Pixels at the rails clip half of any change and cost SSIM most (a flat black
         # backdrop): they get a fraction of the mark, and the budget left over (PSNR and SSIM
         # alike) goes to the rest of the frame, up to ``_REFILL`` times, then the SSIM guard.
+        # Frames mostly exposed to tone changes do the same with those pixels (tone reserve).
         red, green, blue = cv2.split(frame)
         low, high = cv2.min(cv2.min(red, green), blue), cv2.max(cv2.max(red, green), blue)
         railed = (low <= _RAIL) | (high >= 255 - _RAIL)
         if railed.any():
             delta = cv2.multiply(delta, np.where(railed, np.float32(_RAIL_WEIGHT), np.float32(1.0)))
+        refill = _REFILL
+        exposed = (high < _TONE_DARK) | (low > _TONE_LIGHT)  # a tone change clips these (the tone reserve)
+        share = float(np.count_nonzero(exposed)) / exposed.size
+        if share > _TONE_START:
+            ramp = min(1.0, (share - _TONE_START) / (_TONE_FULL - _TONE_START))
+            keep = np.float32(1.0 - ramp * (1.0 - _TONE_WEIGHT))
+            delta = cv2.multiply(delta, np.where(exposed & ~railed, keep, np.float32(1.0)))
+            refill += ramp * (_TONE_REFILL - _REFILL)
         rms = cv2.norm(delta) / np.sqrt(h * w)
         if 0.0 < rms < max_rms:
-            delta = cv2.multiply(delta, min(_REFILL, max_rms / rms))
+            delta = cv2.multiply(delta, min(refill, max_rms / rms))
         return _ssim_guard(frame, delta, self._dither)  # (H, W)
 
 
