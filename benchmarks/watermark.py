@@ -202,7 +202,8 @@ def face_clip(cover: np.ndarray, *, height: int, width: int, frames: int, seed: 
 
 
 def run_table(sizes: list[tuple[int, int]], attacks: list[str], clips: int, methods: list[object],
-              frames: int, first_clip: int = 0, motion: str = "pan", seed: int = 0) -> None:
+              frames: int, first_clip: int = 0, motion: str = "pan", seed: int = 0,
+              cover: str | None = None) -> None:
     import blind_watermark  # noqa: F401  (import once up front: it sets the multiprocessing start method)
 
     rng = np.random.default_rng(seed)  # the payloads
@@ -214,9 +215,10 @@ def run_table(sizes: list[tuple[int, int]], attacks: list[str], clips: int, meth
     for h, w in sizes:
         label = f"{w}x{h}"
         for c in range(first_clip, first_clip + clips):
-            cover = _cover(COVERS[c % len(COVERS)])
+            if cover is not None and COVERS[c % len(COVERS)] != cover:
+                continue  # --cover: only that cover's clips of the range (each clip as in a full run)
             make = panning_clip if motion == "pan" else face_clip
-            clip = make(cover, height=h, width=w, frames=frames, seed=100 + c)
+            clip = make(_cover(COVERS[c % len(COVERS)]), height=h, width=w, frames=frames, seed=100 + c)
             for m in methods:
                 payload = int(rng.integers(0, 2 ** m.bits))  # type: ignore[attr-defined]
                 t0 = time.perf_counter()
@@ -243,7 +245,8 @@ def run_table(sizes: list[tuple[int, int]], attacks: list[str], clips: int, meth
 
 def _print_tables(sizes, attacks, methods, exact, bitacc, quality, timing, clips, timed_attack="none") -> None:  # type: ignore[no-untyped-def]
     labels = [f"{w}x{h}" for h, w in sizes]
-    print(f"\n### Exact payload rate / bit accuracy ({clips} clips per size)\n")
+    counted = len(next(iter(exact.values()))) if exact else 0  # fewer than ``clips`` with --cover
+    print(f"\n### Exact payload rate / bit accuracy ({counted} clips per size)\n")
     header = "| attack | " + " | ".join(f"{m.name} {lab}" for lab in labels for m in methods) + " |"
     print(header)
     print("|" + "---|" * (1 + len(labels) * len(methods)))
@@ -337,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="256x256,1280x720,1920x1080")
     parser.add_argument("--methods", default="ours,dwtDct,dwtDctSvd,blind")
     parser.add_argument("--attacks", default=None, help="comma-separated; default all")
+    parser.add_argument("--cover", choices=COVERS, default=None,
+                        help="only the clips of the range that use this cover (to re-run one cover after a change that only it sees)")
     parser.add_argument("--fpr", type=int, default=0, help="only measure false payloads on N unmarked samples")
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the payloads (tables) or the unmarked samples (--fpr); lets runs split into shards")
@@ -350,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     clips = args.clips
     if args.quick:
         sizes, attacks, clips = [(256, 256), (720, 1280)], list(QUICK_ATTACKS), 1
-    run_table(sizes, attacks, clips, _methods(args.methods.split(","), args.baseline_frames), args.frames, args.first_clip, args.motion, args.seed)  # type: ignore[arg-type]
+    run_table(sizes, attacks, clips, _methods(args.methods.split(","), args.baseline_frames), args.frames, args.first_clip, args.motion, args.seed, args.cover)  # type: ignore[arg-type]
     return 0
 
 
