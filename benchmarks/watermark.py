@@ -8,6 +8,10 @@ attack and size, PSNR/SSIM, and embed/detect milliseconds per frame.
     python benchmarks/watermark.py --clips 20         # the full table (slow on 2 cores)
     python benchmarks/watermark.py --fpr 10000        # false payloads on unmarked content
     python benchmarks/watermark.py --motion face      # an animated face on a still cover instead of a pan
+    python benchmarks/watermark.py --methods ours --sizes 1280x720 --first-clip 20 --clips 20 --seed 20
+                                                      # one shard of a long run (run shards side by side)
+    python benchmarks/watermark.py --methods ours --clips 60 --cover hubble_deep_field
+                                                      # only that cover's clips of 0-59 (other payloads)
 
 The open libraries need ``pip install invisible-watermark blind-watermark`` (the ``bench``
 extra). They mark single images, so each frame is marked and read on its own and their
@@ -216,7 +220,7 @@ def run_table(sizes: list[tuple[int, int]], attacks: list[str], clips: int, meth
         label = f"{w}x{h}"
         for c in range(first_clip, first_clip + clips):
             if cover is not None and COVERS[c % len(COVERS)] != cover:
-                continue  # --cover: only that cover's clips of the range (each clip as in a full run)
+                continue  # --cover: only that cover's clips of the range (the clips of a full run, not its payloads)
             make = panning_clip if motion == "pan" else face_clip
             clip = make(_cover(COVERS[c % len(COVERS)]), height=h, width=w, frames=frames, seed=100 + c)
             for m in methods:

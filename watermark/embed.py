@@ -73,7 +73,8 @@ _REFILL = 1.5  # at most this gain for a mark under the RMS cap (then the SSIM g
 # such pixels (a night sky: 80-90 % of the benchmark's `hubble_deep_field` frames) the mark on
 # them is kept at ``_TONE_WEIGHT`` and the energy saved goes to the pixels a tone change leaves
 # alone, under the same RMS cap. It starts when ``_TONE_START`` of the frame is exposed and is
-# complete from ``_TONE_FULL``; the other covers stay below 0.45, so their marks are unchanged.
+# complete from ``_TONE_FULL``; the benchmark's other covers stay below 0.55 (an astronaut
+# pan with black sky: 0.547), so their marks are unchanged.
 # On that cover at 720p it lifted the per-bit SNR after brightness -30 from 0.64-0.76 to
 # 0.83-0.91 (two clips that did not read now do), at a cost under H.264 CRF 35 of 1.8-2.1 ->
 # 1.1-1.5 (they still read); at 256 px it changes little (docs/watermark.md).
