@@ -288,16 +288,14 @@ class FrameEmbedder:
         red, green, blue = cv2.split(frame)
         low, high = cv2.min(cv2.min(red, green), blue), cv2.max(cv2.max(red, green), blue)
         railed = (low <= _RAIL) | (high >= 255 - _RAIL)
-        if railed.any():
-            delta = cv2.multiply(delta, np.where(railed, np.float32(_RAIL_WEIGHT), np.float32(1.0)))
-        refill = _REFILL
         exposed = (high < _TONE_DARK) | (low > _TONE_LIGHT)  # a tone change clips these (the tone reserve)
         share = float(np.count_nonzero(exposed)) / exposed.size
-        if share > _TONE_START:
-            ramp = min(1.0, (share - _TONE_START) / (_TONE_FULL - _TONE_START))
+        ramp = min(1.0, (share - _TONE_START) / (_TONE_FULL - _TONE_START)) if share > _TONE_START else 0.0
+        refill = _REFILL + ramp * (_TONE_REFILL - _REFILL)
+        if ramp > 0.0 or railed.any():  # one weight map for both: rails first, then the reserve
             keep = np.float32(1.0 - ramp * (1.0 - _TONE_WEIGHT))
-            delta = cv2.multiply(delta, np.where(exposed & ~railed, keep, np.float32(1.0)))
-            refill += ramp * (_TONE_REFILL - _REFILL)
+            weight = np.where(railed, np.float32(_RAIL_WEIGHT), np.where(exposed, keep, np.float32(1.0)))
+            delta = cv2.multiply(delta, weight)
         rms = cv2.norm(delta) / np.sqrt(h * w)
         if 0.0 < rms < max_rms:
             delta = cv2.multiply(delta, min(refill, max_rms / rms))
