@@ -244,12 +244,12 @@ def run_table(sizes: list[tuple[int, int]], attacks: list[str], clips: int, meth
                               file=sys.stderr, flush=True)
                     bitacc[(m.name, label, attack)].append(acc)  # type: ignore[attr-defined]
                 print(f"  done {m.name} {label} clip {c}", file=sys.stderr, flush=True)  # type: ignore[attr-defined]
-    _print_tables(sizes, attacks, methods, exact, bitacc, quality, timing, clips, timed_attack)
+    _print_tables(sizes, attacks, methods, exact, bitacc, quality, timing, timed_attack)
 
 
-def _print_tables(sizes, attacks, methods, exact, bitacc, quality, timing, clips, timed_attack="none") -> None:  # type: ignore[no-untyped-def]
+def _print_tables(sizes, attacks, methods, exact, bitacc, quality, timing, timed_attack="none") -> None:  # type: ignore[no-untyped-def]
     labels = [f"{w}x{h}" for h, w in sizes]
-    counted = len(next(iter(exact.values()))) if exact else 0  # fewer than ``clips`` with --cover
+    counted = len(next(iter(exact.values()))) if exact else 0  # the clips measured (--cover skips some)
     print(f"\n### Exact payload rate / bit accuracy ({counted} clips per size)\n")
     header = "| attack | " + " | ".join(f"{m.name} {lab}" for lab in labels for m in methods) + " |"
     print(header)
