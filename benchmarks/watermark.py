@@ -12,6 +12,8 @@ attack and size, PSNR/SSIM, and embed/detect milliseconds per frame.
                                                       # one shard of a long run (run shards side by side)
     python benchmarks/watermark.py --methods ours --clips 60 --cover hubble_deep_field
                                                       # only that cover's clips of 0-59 (other payloads)
+    python benchmarks/watermark.py --methods ours --sizes 256x256 --clips 16 --motion face --backdrop 235
+                                                      # faces in front of a bright studio wall (top half)
 
 The open libraries need ``pip install invisible-watermark blind-watermark`` (the ``bench``
 extra). They mark single images, so each frame is marked and read on its own and their
@@ -52,6 +54,18 @@ BASELINE_BITS = 32
 def _cover(name: str) -> np.ndarray:
     img = getattr(data, name)()
     return img[0] if isinstance(img, tuple) else img
+
+
+def lit_backdrop(cover: np.ndarray, level: int, fraction: float, seed: int = 0) -> np.ndarray:
+    """``cover`` (RGB or grey) with its top ``fraction`` replaced by a lit studio wall: flat grey
+    ``level`` plus sensor noise (sigma 1.5 grey levels, seeded). A bright backdrop is common in
+    studio footage and is what a brightness or contrast edit clips first. uint8 (H, W, 3)."""
+    rgb = cover if cover.ndim == 3 else np.repeat(cover[:, :, None], 3, axis=2)
+    out = np.ascontiguousarray(rgb[:, :, :3]).copy()
+    rows = int(round(out.shape[0] * fraction))
+    noise = np.random.default_rng(seed).normal(0.0, 1.5, (rows, *out.shape[1:]))
+    out[:rows] = np.clip(level + noise + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -207,7 +221,7 @@ def face_clip(cover: np.ndarray, *, height: int, width: int, frames: int, seed: 
 
 def run_table(sizes: list[tuple[int, int]], attacks: list[str], clips: int, methods: list[object],
               frames: int, first_clip: int = 0, motion: str = "pan", seed: int = 0,
-              cover: str | None = None) -> None:
+              cover: str | None = None, backdrop: tuple[int, float] | None = None) -> None:
     import blind_watermark  # noqa: F401  (import once up front: it sets the multiprocessing start method)
 
     rng = np.random.default_rng(seed)  # the payloads
@@ -222,7 +236,10 @@ def run_table(sizes: list[tuple[int, int]], attacks: list[str], clips: int, meth
             if cover is not None and COVERS[c % len(COVERS)] != cover:
                 continue  # --cover: only that cover's clips of the range (the clips of a full run, not its payloads)
             make = panning_clip if motion == "pan" else face_clip
-            clip = make(_cover(COVERS[c % len(COVERS)]), height=h, width=w, frames=frames, seed=100 + c)
+            image = _cover(COVERS[c % len(COVERS)])
+            if backdrop is not None:
+                image = lit_backdrop(image, *backdrop, seed=c)
+            clip = make(image, height=h, width=w, frames=frames, seed=100 + c)
             for m in methods:
                 payload = int(rng.integers(0, 2 ** m.bits))  # type: ignore[attr-defined]
                 t0 = time.perf_counter()
@@ -346,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attacks", default=None, help="comma-separated; default all")
     parser.add_argument("--cover", choices=COVERS, default=None,
                         help="only the clips of the range that use this cover (to re-run one cover after a change that only it sees)")
+    parser.add_argument("--backdrop", default=None, metavar="LEVEL[:FRACTION]",
+                        help="replace the top FRACTION (default 0.5) of every cover with a lit wall at grey LEVEL "
+                             "(e.g. 235: a bright studio backdrop, what brightness +30 and contrast x1.3 clip)")
     parser.add_argument("--fpr", type=int, default=0, help="only measure false payloads on N unmarked samples")
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the payloads (tables) or the unmarked samples (--fpr); lets runs split into shards")
@@ -357,9 +377,19 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [tuple(int(v) for v in s.split("x"))[::-1] for s in args.sizes.split(",")]
     attacks = args.attacks.split(",") if args.attacks else list(ATTACKS)
     clips = args.clips
+    backdrop = None
+    if args.backdrop:
+        level, _, fraction = args.backdrop.partition(":")
+        try:
+            backdrop = (int(level), float(fraction or 0.5))
+        except ValueError:
+            parser.error(f"--backdrop wants LEVEL[:FRACTION], e.g. 235 or 235:0.3, not {args.backdrop!r}")
+        if not (0 <= backdrop[0] <= 255 and 0.0 < backdrop[1] < 1.0):
+            parser.error("--backdrop: LEVEL is a grey level 0-255 and FRACTION lies between 0 and 1")
     if args.quick:
         sizes, attacks, clips = [(256, 256), (720, 1280)], list(QUICK_ATTACKS), 1
-    run_table(sizes, attacks, clips, _methods(args.methods.split(","), args.baseline_frames), args.frames, args.first_clip, args.motion, args.seed, args.cover)  # type: ignore[arg-type]
+    run_table(sizes, attacks, clips, _methods(args.methods.split(","), args.baseline_frames), args.frames, args.first_clip, args.motion, args.seed, args.cover,  # type: ignore[arg-type]
+              backdrop)
     return 0
 
 
