@@ -476,3 +476,69 @@ def test_tone_reserve_leaves_ordinary_frames_alone(monkeypatch: pytest.MonkeyPat
     default = embed_module.FrameEmbedder(key=KEY, height=256, width=256, payload=PAYLOAD).embed(frame)
     monkeypatch.setattr(embed_module, "_TONE_START", 1.01)
     assert np.array_equal(default, embed_module.FrameEmbedder(key=KEY, height=256, width=256, payload=PAYLOAD).embed(frame))
+
+
+def _lit_wall(picture: np.ndarray, height: int = 256, width: int = 256, fraction: float = 0.5, level: int = 235) -> np.ndarray:
+    """``picture`` at ``width`` x ``height`` with its top ``fraction`` a lit studio wall (flat
+    ``level`` plus faint sensor noise): what brightness +30 and contrast x1.3 clip to white."""
+    frame = cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
+    rows = int(height * fraction)
+    wall = level + np.random.default_rng(3).normal(0.0, 1.5, frame[:rows].shape) + 0.5
+    frame[:rows] = np.clip(wall, 0, 255).astype(np.uint8)
+    return frame
+
+
+def _without_tone_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    from watermark import embed as embed_module
+    from watermark._pattern import LAYOUT_ROWS
+
+    monkeypatch.setattr(embed_module, "_TONE_PLAN_START", {rows: 1.01 for rows in LAYOUT_ROWS})  # never on
+
+
+@pytest.mark.parametrize("side", [256, 640])
+def test_tone_plan_keeps_the_mark_where_a_tone_edit_leaves_the_picture(monkeypatch: pytest.MonkeyPatch, side: int) -> None:
+    """A still picture in front of a bright wall: the flat wall is where the detector listens
+    most, and contrast x1.3 (and brightness +30) turns it white. With part of the correction
+    planned on a model of the edited frame the mark reads after the edits (without it, not after
+    contrast x1.3), and still after H.264, within the PSNR and SSIM limits; at both layouts."""
+    from _watermark_media import brightness, contrast
+
+    from watermark import embed as embed_module
+
+    frame = _lit_wall(data.coffee(), side, side)
+    layout_rows = 64 if side < 600 else 96
+    assert embed_module._TONE_PLAN_START[layout_rows] <= embed_module.tone_edited(frame)[2] < embed_module._TONE_PLAN_END
+    clip = np.repeat(frame[None], 10, axis=0)
+    wm = Watermarker(KEY)
+
+    def marked() -> np.ndarray:
+        return embed_module.FrameEmbedder(key=KEY, height=side, width=side, payload=PAYLOAD).embed(clip)
+
+    planned = marked()
+    _without_tone_plan(monkeypatch)
+    plain = marked()
+    assert wm.detect(brightness(planned, 30)).payload == PAYLOAD
+    assert wm.detect(contrast(planned, 1.3)).payload == PAYLOAD
+    assert wm.detect(contrast(plain, 1.3)).payload is None  # what the plan is for
+    assert wm.detect(h264(planned, 28 if side < 600 else 35)).payload == PAYLOAD
+    assert _psnr(frame, planned[0]) >= 42.0
+    assert structural_similarity(frame, planned[0], channel_axis=2) >= embed_module._MIN_SSIM - 0.0005
+
+
+def test_tone_plan_leaves_ordinary_frames_alone(monkeypatch: pytest.MonkeyPatch, astronaut: np.ndarray) -> None:
+    """Below ``_TONE_PLAN_START`` the mark is exactly what it was before the tone plan existed:
+    astronaut at 256 px (a quarter of its luma is black backdrop), and at 720p a picture with a
+    wall over its top 30 % (about half the luma clips: the large layout's many cells still read
+    it after the edits, so its threshold is higher)."""
+    from watermark import embed as embed_module
+
+    small = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    large = _lit_wall(data.coffee(), 720, 1280, fraction=0.3)
+    assert 0.1 < embed_module.tone_edited(small)[2] < embed_module._TONE_PLAN_START[64]
+    assert embed_module._TONE_PLAN_START[64] < embed_module.tone_edited(cv2.resize(large, (569, 320)))[2] < embed_module._TONE_PLAN_START[96]
+    frames = [small, large]
+    default = [embed_module.FrameEmbedder(key=KEY, height=f.shape[0], width=f.shape[1], payload=PAYLOAD).embed(f) for f in frames]
+    _without_tone_plan(monkeypatch)
+    for frame, before in zip(frames, default):
+        after = embed_module.FrameEmbedder(key=KEY, height=frame.shape[0], width=frame.shape[1], payload=PAYLOAD).embed(frame)
+        assert np.array_equal(before, after)
