@@ -283,12 +283,12 @@ class FrameEmbedder:
         # frames with a backdrop that a tone edit clips, first against the edited frame (tone plan).
         budget = max(0.0, max_rms**2 - float(np.mean(base**2)))
         tone_keep, tone_cells = None, None
-        edited, keep, clipped_share = tone_edited(small)
+        edited, survives, clipped_share = tone_edited(small)
         if _TONE_PLAN_START[layout.rows] <= clipped_share < _TONE_PLAN_END:
-            tone_keep = keep
-            scale, unit_cells, unit_cost = self._plan(edited, keep * base, keep, cols, _TONE_PLAN_SHARE * budget)
+            tone_keep = survives
+            scale, unit_cells, unit_cost = self._plan(edited, survives * base, survives, cols, _TONE_PLAN_SHARE * budget)
             tone_cells = unit_cells * scale[self._bits]
-            planned = render_cells(tone_cells, *work_size[::-1]) * keep
+            planned = render_cells(tone_cells, *work_size[::-1]) * survives
             budget = max(0.0, budget - float(np.mean(planned**2)))
             base = base + planned  # what the plan on the frame as it is starts from
         scale, unit_cells, unit_cost = self._plan(work, base, None, cols, budget, weight)
@@ -310,8 +310,8 @@ class FrameEmbedder:
         correction = (unit_cells * scale[self._bits]).astype(np.float32)
         delta = cv2.add(delta, render_cells(correction, sh, sw))
         if tone_cells is not None:  # the tone plan's correction, only where the edit leaves it
-            survives = tone_keep if tone_keep.shape == (sh, sw) else cv2.resize(tone_keep, (sw, sh), interpolation=cv2.INTER_AREA)
-            delta = cv2.add(delta, cv2.multiply(render_cells(tone_cells.astype(np.float32), sh, sw), survives))
+            at_synth = tone_keep if tone_keep.shape == (sh, sw) else cv2.resize(tone_keep, (sw, sh), interpolation=cv2.INTER_AREA)
+            delta = cv2.add(delta, cv2.multiply(render_cells(tone_cells.astype(np.float32), sh, sw), at_synth))
         rms = cv2.norm(delta) / np.sqrt(sh * sw)
         if rms > max_rms:  # cross terms the plan ignores
             delta = cv2.multiply(delta, max_rms / rms)
@@ -338,13 +338,14 @@ class FrameEmbedder:
             delta = cv2.multiply(delta, min(refill, max_rms / rms))
         return _ssim_guard(frame, delta, self._dither)  # (H, W)
 
-
     def _plan(self, host: np.ndarray, base: np.ndarray, keep: np.ndarray | None, cols: int, budget: float,
               weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Plan the informed correction against the detector's model of ``host + keep * base``
-        (``keep`` None: 1): units per coded bit (N_CODED,), the unit correction's cells
-        (rows, cols) and each bit's energy per unit squared (N_CODED,). ``weight``: the
-        detector's cell weights on ``host`` normalised to RMS 1, if already known."""
+        """Plan the informed correction against the detector's model of ``host + base`` (h', w'),
+        a unit of correction counting ``keep`` times where given (the tone plan: the share of a
+        luma change an edit leaves; the caller scales ``base`` alike). Returns the units per
+        coded bit (N_CODED,), the unit correction's cells (rows, cols) and each bit's energy per
+        unit squared (N_CODED,). ``weight``: the detector's cell weights on ``host`` (rows,
+        cols) normalised to RMS 1, if already known."""
         layout, work_size, sign = self._layout, self._work_size, self._bit_sign
         if weight is None:
             weight = equalizer_weights(host, layout.rows, _MODEL_K)[:, :cols]
