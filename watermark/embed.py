@@ -153,16 +153,25 @@ def texture_strength(frame: np.ndarray, floor: float, ceiling: float) -> np.ndar
     return np.clip(floor + _TEXTURE_GAIN * activity, floor, ceiling)
 
 
+def tone_clipped_share(frame: np.ndarray) -> float:
+    """The share of the luma of ``frame`` (h, w, 3) uint8 that a tone edit that clips
+    (brightness +-30, contrast x1.3) wipes out: a channel value under 30 or over 225 counts with
+    its luma weight. Cheap (it runs on every keyframe): a count per channel."""
+    pixels = frame.shape[0] * frame.shape[1]
+    kept = [cv2.countNonZero(cv2.inRange(channel, _CLIP_LOW, _CLIP_HIGH)) / pixels for channel in cv2.split(frame)]
+    return 1.0 - float(np.dot(kept, _LUMA_WEIGHTS))
+
+
 def tone_edited(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """A model of ``frame`` (h, w, 3) uint8 after a tone edit that clips (brightness +-30,
     contrast x1.3): its luma with the clipped channels at 0 or 255, float32 (h, w); the
     fraction of a luma change (added to R, G and B alike) that survives, per pixel, float32
-    (h, w); and the share of the luma the edit clips (1 - mean of that fraction)."""
+    (h, w); and the share of the luma the edit clips (``tone_clipped_share``)."""
     rgb = frame.astype(np.float32)
-    clipped = (rgb < _CLIP_LOW) | (rgb > _CLIP_HIGH)  # (h, w, 3)
-    keep = (~clipped).astype(np.float32) @ _LUMA_WEIGHTS
-    host = np.where(clipped, np.where(rgb > 127.5, np.float32(255.0), np.float32(0.0)), rgb) @ _LUMA_WEIGHTS
-    return host.astype(np.float32), keep.astype(np.float32), 1.0 - float(np.mean(keep))
+    kept = (frame >= _CLIP_LOW) & (frame <= _CLIP_HIGH)  # (h, w, 3)
+    survives = kept.astype(np.float32) @ _LUMA_WEIGHTS
+    host = np.where(kept, rgb, np.where(rgb > 127.5, np.float32(255.0), np.float32(0.0))) @ _LUMA_WEIGHTS
+    return host.astype(np.float32), survives.astype(np.float32), tone_clipped_share(frame)
 
 
 class FrameEmbedder:
@@ -283,8 +292,8 @@ class FrameEmbedder:
         # frames with a backdrop that a tone edit clips, first against the edited frame (tone plan).
         budget = max(0.0, max_rms**2 - float(np.mean(base**2)))
         tone_keep, tone_cells = None, None
-        edited, survives, clipped_share = tone_edited(small)
-        if _TONE_PLAN_START[layout.rows] <= clipped_share < _TONE_PLAN_END:
+        if _TONE_PLAN_START[layout.rows] <= tone_clipped_share(small) < _TONE_PLAN_END:
+            edited, survives, _ = tone_edited(small)
             tone_keep = survives
             scale, unit_cells, unit_cost = self._plan(edited, survives * base, survives, cols, _TONE_PLAN_SHARE * budget)
             tone_cells = unit_cells * scale[self._bits]
