@@ -40,7 +40,7 @@ from skimage.metrics import structural_similarity
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _watermark_media import ATTACKS, panning_clip  # noqa: E402
+from _watermark_media import ATTACKS, lit_backdrop, panning_clip  # noqa: E402
 
 from watermark import Watermarker  # noqa: E402
 
@@ -54,18 +54,6 @@ BASELINE_BITS = 32
 def _cover(name: str) -> np.ndarray:
     img = getattr(data, name)()
     return img[0] if isinstance(img, tuple) else img
-
-
-def lit_backdrop(cover: np.ndarray, level: int, fraction: float, seed: int = 0) -> np.ndarray:
-    """``cover`` (RGB or grey) with its top ``fraction`` replaced by a lit studio wall: flat grey
-    ``level`` plus sensor noise (sigma 1.5 grey levels, seeded). A bright backdrop is common in
-    studio footage and is what a brightness or contrast edit clips first. uint8 (H, W, 3)."""
-    rgb = cover if cover.ndim == 3 else np.repeat(cover[:, :, None], 3, axis=2)
-    out = np.ascontiguousarray(rgb[:, :, :3]).copy()
-    rows = int(round(out.shape[0] * fraction))
-    noise = np.random.default_rng(seed).normal(0.0, 1.5, (rows, *out.shape[1:]))
-    out[:rows] = np.clip(level + noise + 0.5, 0, 255).astype(np.uint8)
-    return out
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -38,6 +38,18 @@ def panning_clip(image: np.ndarray, *, height: int, width: int, frames: int = 50
     return out
 
 
+def lit_backdrop(cover: np.ndarray, level: int, fraction: float, seed: int = 0) -> np.ndarray:
+    """``cover`` (RGB or grey) with its top ``fraction`` replaced by a lit studio wall: flat grey
+    ``level`` plus sensor noise (sigma 1.5 grey levels, seeded). A bright backdrop is common in
+    studio footage and is what a brightness or contrast edit clips first. uint8 (H, W, 3)."""
+    rgb = cover if cover.ndim == 3 else np.repeat(cover[:, :, None], 3, axis=2)
+    out = np.ascontiguousarray(rgb[:, :, :3]).copy()
+    rows = int(round(out.shape[0] * fraction))
+    noise = np.random.default_rng(seed).normal(0.0, 1.5, (rows, *out.shape[1:]))
+    out[:rows] = np.clip(level + noise + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
 def h264(frames: np.ndarray, crf: int, *, fps: int = 25, out_fps: int | None = None) -> np.ndarray:
     """Encode with libx264 (yuv420p, preset medium) at ``crf`` and decode again."""
     buf = io.BytesIO()

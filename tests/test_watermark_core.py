@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from _watermark_media import h264, panning_clip
+from _watermark_media import h264, lit_backdrop, panning_clip
 from skimage import data
 from skimage.metrics import structural_similarity
 
@@ -479,13 +479,10 @@ def test_tone_reserve_leaves_ordinary_frames_alone(monkeypatch: pytest.MonkeyPat
 
 
 def _lit_wall(picture: np.ndarray, height: int = 256, width: int = 256, fraction: float = 0.5, level: int = 235) -> np.ndarray:
-    """``picture`` at ``width`` x ``height`` with its top ``fraction`` a lit studio wall (flat
-    ``level`` plus faint sensor noise): what brightness +30 and contrast x1.3 clip to white."""
+    """``picture`` at ``width`` x ``height`` with its top ``fraction`` a lit studio wall
+    (``lit_backdrop``): what brightness +30 and contrast x1.3 clip to white."""
     frame = cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
-    rows = int(height * fraction)
-    wall = level + np.random.default_rng(3).normal(0.0, 1.5, frame[:rows].shape) + 0.5
-    frame[:rows] = np.clip(wall, 0, 255).astype(np.uint8)
-    return frame
+    return lit_backdrop(frame, level, fraction, seed=3)
 
 
 def _without_tone_plan(monkeypatch: pytest.MonkeyPatch) -> None:
