@@ -49,6 +49,7 @@ _PAYLOAD_BITS = 48
 _CHUNK = 8  # frames per watermark/encode batch
 _CHECK_FIRST = 16  # frames the read-back check reads first (the mark is in every frame)
 _CHECK_FRAMES = 64  # and at most, if the first ones do not read back
+_MARK_ATTEMPTS = 3  # renders (each under a fresh render id) before a read-back failure is final
 
 
 class RenderRefused(StudioError):
@@ -251,6 +252,35 @@ class RenderPipeline:
             )
             raise
 
+        # 4-7: animate, watermark, encode, confirm, sign, log. A render whose encoded file does
+        # not read back with its own mark is discarded and logged as failed; the mark's strength
+        # on a given picture depends a little on the payload (the render id), so it is rendered
+        # again under a fresh id, at most ``_MARK_ATTEMPTS`` times in all, before giving up.
+        for attempt in range(1, _MARK_ATTEMPTS + 1):
+            try:
+                return self._attempt(request, verified, animator, photo, info, inputs, timer, report)
+            except WatermarkNotConfirmed as exc:
+                if attempt == _MARK_ATTEMPTS:
+                    raise WatermarkNotConfirmed(
+                        f"the rendered video did not read back with its watermark under {attempt} render ids in a "
+                        "row; nothing was delivered (every attempt is in the ledger as a failed render)"
+                    ) from exc
+                log.warning("render attempt %d did not read back with its watermark; rendering again", attempt)
+                report(f"the watermark did not read back: rendering again under a new render id ({attempt + 1} of {_MARK_ATTEMPTS})", 0, None)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(
+        self,
+        request: RenderRequest,
+        verified: VerifiedConsent,
+        animator: Animator,
+        photo: np.ndarray,
+        info: "media.VideoInfo",
+        inputs: dict[str, Any],
+        timer: StageTimer,
+        report: ProgressCallback,
+    ) -> RenderResult:
+        """One render under a fresh render id: started, then finished or failed in the ledger."""
         render_id, payload = new_render_id()
         self.ledger.render_started(
             render_id=render_id,

@@ -131,6 +131,71 @@ def test_failure_mid_render_leaves_nothing_and_is_logged(studio, monkeypatch):
     assert pipeline.ledger.verify().ok
 
 
+class _Unmarked:
+    """An embedder that writes nothing: the encoded file then really lacks the mark."""
+
+    def embed(self, frames, *, out=None):
+        return frames
+
+
+def _unmarked_first(monkeypatch, failing_attempts):
+    """Let the first ``failing_attempts`` renders go out unmarked; later ones use the real embedder."""
+    import watermark
+
+    real = watermark.Watermarker.embedder
+    calls = []
+
+    def embedder(self, height, width, payload):
+        calls.append(payload)
+        return _Unmarked() if len(calls) <= failing_attempts else real(self, height, width, payload)
+
+    monkeypatch.setattr(watermark.Watermarker, "embedder", embedder)
+    return calls
+
+
+def test_a_render_that_does_not_read_back_is_rendered_again_under_a_new_id(studio, monkeypatch):
+    from watermark import Watermarker
+
+    pipeline, demo, clip = studio
+    failed_before = len(_events(pipeline, "render.failed"))
+    calls = _unmarked_first(monkeypatch, 1)
+    stages = []
+    result = pipeline.render(_request(demo, clip), progress=lambda s, d, t: stages.append(s))
+
+    # The first attempt's file was checked by the real detector, found unmarked and discarded;
+    # the second, under another render id, was delivered with its own mark.
+    assert len(calls) == 2 and calls[0] != calls[1]
+    assert any("rendering again" in s for s in stages)
+    failed = _events(pipeline, "render.failed")[failed_before:]
+    assert len(failed) == 1 and "did not read back" in failed[0].data["reason"]
+    first_id = failed[0].data["render_id"]
+    assert first_id != result.render_id and pipeline.ledger.find_render(first_id).status == "failed"
+    assert not (pipeline.config.outputs_dir / f"{first_id}.mp4").exists()
+    frames = np.stack(list(media.VideoReader(result.video_path)))
+    assert Watermarker(pipeline.watermark_key).detect(frames).payload == calls[1] == int(result.render_id[:12], 16)
+    assert pipeline.ledger.find_render(result.render_id).status == "finished"
+    assert pipeline.ledger.verify().ok
+    assert not any(pipeline.work_dir.iterdir())
+
+
+def test_a_render_that_never_reads_back_is_refused_and_nothing_leaves(studio, monkeypatch):
+    from studio.pipeline import _MARK_ATTEMPTS, WatermarkNotConfirmed
+
+    pipeline, demo, clip = studio
+    before = set(pipeline.config.outputs_dir.iterdir())
+    failed_before = len(_events(pipeline, "render.failed"))
+    calls = _unmarked_first(monkeypatch, _MARK_ATTEMPTS)
+    with pytest.raises(WatermarkNotConfirmed) as info:
+        pipeline.render(_request(demo, clip))
+    assert "watermark" in info.value.user_message()
+    assert len(calls) == _MARK_ATTEMPTS
+    failed = _events(pipeline, "render.failed")[failed_before:]
+    assert len(failed) == _MARK_ATTEMPTS and all("did not read back" in e.data["reason"] for e in failed)
+    assert set(pipeline.config.outputs_dir.iterdir()) == before
+    assert not any(pipeline.work_dir.iterdir())
+    assert pipeline.ledger.verify().ok
+
+
 def test_animator_cannot_run_without_verified_consent(astronaut):
     from models.landmark_animator import LandmarkAnimator
 
