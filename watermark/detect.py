@@ -43,11 +43,11 @@ WORK_SIDE = 320  # short side of the working image detection runs on
 # Words checked against the CRC for each decode attempt, best candidate first: upright copies,
 # then rotated ones (only reached when no upright candidate decodes). A list of 8 instead of
 # the single best word read 4 in 5 of the simulated clips the single word missed at the
-# signal level where 256 px copies fail after crop + H.264 (docs/watermark.md).
+# signal level where 256 px copies fail after crop + H.264 (docs/watermark-history.md).
 _LIST_SIZES = ((8, 1, 1, 1), (2, 1, 1, 1))
 # How an attempt's checks are spread over its best fine positions (list sizes, best position
 # first). On the cached hard copies it read 2 more (of ~200) than a list of 8 at the best
-# position and lost none: the pilot's best position can be a quarter cell off (docs/watermark.md).
+# position and lost none: the pilot's best position can be a quarter cell off (docs/watermark-history.md).
 _PLANS = {8: (4, 1, 1, 1, 1)}
 MAX_CRC_CHECKS = sum(sum(sizes) for sizes in _LIST_SIZES)  # 16: the false-payload bound's factor
 _K = 2  # samples per cell during the search
@@ -132,7 +132,7 @@ def pre_equalize(y: np.ndarray, rows: int) -> np.ndarray:
     cell size of a full-height copy (``h / rows`` px). Equalising each frame by its own
     local variance, rather than the clip average once, is the matched detector for moving
     content, where the host's texture moves under the static mark: on 10 panning 256 px
-    clips after H.264 CRF 28 it raised exact reads from 4/10 to 9/10 (docs/watermark.md).
+    clips after H.264 CRF 28 it raised exact reads from 4/10 to 9/10 (docs/watermark-history.md).
     The search then whitens and equalises the resampled average again, which on an
     already flat residual is close to the identity.
     """
@@ -188,7 +188,8 @@ class Whitened:
     0.75, 0.84 and 1.31 whitened twice, 0.90, 1.00 and 1.80 whitened once (the plain view:
     0.61, 0.66 and 1.64). On a panning dense texture it also takes more of the host's leftover
     residual than of the mark, so the per-frame sums are searched both ways (two views), and
-    all views compete for the same decode attempts (docs/watermark.md, "Current code").
+    all views compete for the same decode attempts (docs/watermark-history.md, "Previous round (the per-frame sums
+    searched a third way ...)").
     """
 
     image: np.ndarray  # float32 (h, w)

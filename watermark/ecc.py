@@ -3,8 +3,8 @@
 Why this code: the watermark channel gives every coded bit a noisy *real-valued* score
 (a correlation summed over frames and cells), and a soft-decision Viterbi decoder uses
 that reliability directly. Three choices, each measured on simulated soft scores at the
-signal levels where 256 px clips fail after H.264 (docs/watermark.md, "Error-correcting
-code"):
+signal levels where 256 px clips fail after H.264 (docs/watermark-history.md,
+"Error-correcting code"):
 
 * constraint length 9 instead of 7 (free distance 18 instead of 15);
 * tail-biting: the encoder starts in the state its last 8 bits leave it in, so no zero

@@ -23,8 +23,8 @@ The total is scaled down if needed so the RMS change stays under ``_MAX_RMS`` (P
 dB; up to ``_MAX_RMS_TEXTURE``, 39.9 dB, on frames under 600 px that are dense texture
 throughout) and the frame's SSIM (mean over R, G, B) stays at or above ``_MIN_SSIM``. Rounding to
 integers uses a fixed ordered dither so that amplitudes below half a grey level survive on
-average instead of rounding to zero. docs/watermark.md ("Still frames", "Strength range and
-SSIM floor") has the measurements.
+average instead of rounding to zero. docs/watermark.md ("Still frames") and docs/watermark-history.md
+("Strength range and SSIM floor") have the measurements.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ _MASK_SIDE = 192  # short side of the image the texture mask is computed on
 # capping the top spends the budget where it survives and counts. On the benchmark's 30
 # panning 256 px clips, 1.5..3 with the RMS cap and SSIM floor below (instead of 1..6, 1.85 and
 # none) raised exact reads after H.264 CRF 28 from 26 to 27 and after crop 90 % + CRF 28 from
-# 17 to 19 (docs/watermark.md, "Strength range and SSIM floor", has the sweep).
+# 17 to 19 (docs/watermark-history.md, "Strength range and SSIM floor", has the sweep).
 _STRENGTH_RANGE = {LAYOUT_ROWS[0]: (1.5, 3.0), LAYOUT_ROWS[1]: (1.0, 6.0)}
 _TEXTURE_GAIN = 0.6
 # RMS cap in grey levels: PSNR >= 42.3 dB before rounding; the rounding dither costs ~0.1 dB more
@@ -60,7 +60,7 @@ _MAX_RMS = 1.95
 # the mark (SSIM stays >= 0.985), and H.264 at CRF 28 leaves such frames too little of a
 # 1.95 mark to read. Of the benchmark's 8 covers at 256 px only immunohistochemistry is that
 # busy (98 %; the next is chelsea at 70 %); its clips after CRF 28 read 3 of 7 before, 7 of 7
-# with it, and the average PSNR over the covers stays above 42 dB (docs/watermark.md).
+# with it, and the average PSNR over the covers stays above 42 dB (docs/watermark-history.md).
 _MAX_RMS_TEXTURE = 2.6
 _BUSY_START, _BUSY_FULL = 0.8, 0.95
 # SSIM floor per analysed frame (mean over R, G, B, before rounding): the target is 0.98 on
@@ -80,7 +80,7 @@ _REFILL = 1.5  # at most this gain for a mark under the RMS cap (then the SSIM g
 # pan with black sky: 0.547), so their marks are unchanged.
 # On that cover at 720p it lifted the per-bit SNR after brightness -30 from 0.64-0.76 to
 # 0.83-0.91 (two clips that did not read now do), at a cost under H.264 CRF 35 of 1.8-2.1 ->
-# 1.1-1.5 (they still read); at 256 px it changes little (docs/watermark.md).
+# 1.1-1.5 (they still read); at 256 px it changes little (docs/watermark-history.md).
 _TONE_DARK, _TONE_LIGHT = 35, 220  # max channel below / min channel above: exposed to tone changes
 _TONE_START, _TONE_FULL = 0.6, 0.8
 _TONE_WEIGHT = 0.5
