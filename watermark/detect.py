@@ -188,8 +188,8 @@ class Whitened:
     0.75, 0.84 and 1.31 whitened twice, 0.90, 1.00 and 1.80 whitened once (the plain view:
     0.61, 0.66 and 1.64). On a panning dense texture it also takes more of the host's leftover
     residual than of the mark, so the per-frame sums are searched both ways (two views), and
-    all views compete for the same decode attempts (docs/watermark-history.md, "Previous round (the per-frame sums
-    searched a third way ...)").
+    all views compete for the same decode attempts (docs/watermark-history.md, "The per-frame sums searched a third
+    way ...").
     """
 
     image: np.ndarray  # float32 (h, w)
