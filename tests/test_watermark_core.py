@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from _watermark_media import h264, lit_backdrop, panning_clip
+from _watermark_media import h264, lit_backdrop, noise, panning_clip
 from skimage import data
 from skimage.metrics import structural_similarity
 
@@ -313,14 +313,14 @@ def _dense_texture(height: int, width: int, seed: int) -> np.ndarray:
     return np.clip(grain, 0, 255).astype(np.uint8)
 
 
-def test_dense_texture_takes_more_of_the_mark_within_a_40_db_floor(wm: Watermarker, astronaut: np.ndarray) -> None:
+def test_dense_texture_takes_more_of_the_mark_within_a_38_5_db_floor(wm: Watermarker, astronaut: np.ndarray) -> None:
     from watermark.embed import _MAX_RMS, _MAX_RMS_TEXTURE
 
     clip = panning_clip(_dense_texture(512, 512, 6), height=256, width=256, frames=25, seed=3)
     marked = wm.embed(clip, PAYLOAD)
     rms = float(np.sqrt(np.mean((marked[0].astype(np.float64) - clip[0]) ** 2)))
     assert _MAX_RMS + 0.3 < rms <= _MAX_RMS_TEXTURE + 0.15  # rounding adds a little
-    assert _psnr(clip[0], marked[0]) >= 39.5 and structural_similarity(clip[0], marked[0], channel_axis=2) >= 0.98
+    assert _psnr(clip[0], marked[0]) >= 38.5 and structural_similarity(clip[0], marked[0], channel_axis=2) >= 0.98
     # What it is for: a camera panning over such texture still reads after H.264 at CRF 28.
     assert wm.detect(h264(marked, 28)).payload == PAYLOAD
     # A picture with flat areas keeps the ordinary cap.
@@ -367,6 +367,24 @@ def test_a_still_dense_texture_photo_mostly_reads_back(wm: Watermarker) -> None:
         still = cv2.resize(tissue[y : y + 400, x : x + 400], (256, 256), interpolation=cv2.INTER_AREA)
         reads += sum(wm.detect(wm.embed(still[None], p)).payload == p for p in payloads)
     assert reads >= 10
+
+
+def test_a_still_dense_texture_background_reads_after_h264_and_noise(wm: Watermarker) -> None:
+    # What the texture cap is for in the studio: a paste-back render over a photo that is fine
+    # texture everywhere keeps a still background, so nothing averages the host away. Two
+    # framings of the tissue micrograph, 6 payloads each: after H.264 CRF 28 these read 6 of 12
+    # with the cap at 2.6 and 12 of 12 at 2.9 (noise sigma 5: 11 and 12).
+    tissue = data.immunohistochemistry()
+    rng = np.random.default_rng(0)
+    payloads = [777, PAYLOAD] + [int(rng.integers(0, 2**48)) for _ in range(4)]
+    reads = {"crf28": 0, "noise": 0}
+    for part in (tissue, tissue[0:400, 100:500]):
+        still = cv2.resize(part, (256, 256), interpolation=cv2.INTER_AREA)
+        for p in payloads:
+            marked = wm.embed(np.repeat(still[None], 12, axis=0), p)
+            reads["crf28"] += wm.detect(h264(marked, 28)).payload == p
+            reads["noise"] += wm.detect(noise(marked, 5)).payload == p
+    assert reads["crf28"] >= 11 and reads["noise"] >= 11, reads
 
 
 def test_per_frame_sums_searched_without_a_second_whitening_keep_more_of_the_mark(wm: Watermarker) -> None:

@@ -20,7 +20,7 @@ left alone), built from the layout's +-1 cells rendered bilinearly (see ``_patte
   bits also hold where the edit leaves the picture (the *tone plan*, ``_TONE_PLAN_*``).
 
 The total is scaled down if needed so the RMS change stays under ``_MAX_RMS`` (PSNR >= 42.3
-dB; up to ``_MAX_RMS_TEXTURE``, 39.9 dB, on frames under 600 px that are dense texture
+dB; up to ``_MAX_RMS_TEXTURE``, 38.9 dB, on frames under 600 px that are dense texture
 throughout) and the frame's SSIM (mean over R, G, B) stays at or above ``_MIN_SSIM``. Rounding to
 integers uses a fixed ordered dither so that amplitudes below half a grey level survive on
 average instead of rounding to zero. docs/watermark.md ("Still frames") and docs/watermark-history.md
@@ -56,12 +56,14 @@ _TEXTURE_GAIN = 0.6
 _MAX_RMS = 1.95
 # Frames under 600 px that are texture nearly everywhere (``_BUSY_FULL`` of the texture mask at
 # its ceiling; from ``_BUSY_START`` the cap rises linearly) may take up to _MAX_RMS_TEXTURE
-# (PSNR >= 39.9 dB before rounding): there is no flat area to keep clean, dense texture masks
-# the mark (SSIM stays >= 0.985), and H.264 at CRF 28 leaves such frames too little of a
+# (PSNR >= 38.9 dB before rounding): there is no flat area to keep clean, dense texture masks
+# the mark (SSIM stays >= 0.984), and H.264 at CRF 28 leaves such frames too little of a
 # 1.95 mark to read. Of the benchmark's 8 covers at 256 px only immunohistochemistry is that
-# busy (98 %; the next is chelsea at 70 %); its clips after CRF 28 read 3 of 7 before, 7 of 7
-# with it, and the average PSNR over the covers stays above 42 dB (docs/watermark-history.md).
-_MAX_RMS_TEXTURE = 2.6
+# busy (98 %; the next is chelsea at 70 %). As a still background (an animated face over it,
+# 10 clips) it read after CRF 23 / CRF 28 / JPEG 50 / noise 7 / 5 / 7 / 6 times with a cap of
+# 2.6, 9 / 7-8 / 10 / 9 with 2.75-2.8, and 10 each with 2.9, while the 256 px average PSNR over
+# the 8 covers stays at 42.04 dB (faces) and 42.35 dB (pans) (docs/watermark.md).
+_MAX_RMS_TEXTURE = 2.9
 _BUSY_START, _BUSY_FULL = 0.8, 0.95
 # SSIM floor per analysed frame (mean over R, G, B, before rounding): the target is 0.98 on
 # average; the floor holds it for every picture, not only on average over a cover set.
