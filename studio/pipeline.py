@@ -101,6 +101,20 @@ class StageTimer:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
 
+@dataclass(frozen=True)
+class _Job:
+    """A verified request on its way through the render attempts (the same for each)."""
+
+    request: RenderRequest
+    verified: VerifiedConsent
+    animator: Animator
+    photo: np.ndarray
+    info: "media.VideoInfo"
+    inputs: dict[str, Any]
+    timer: StageTimer
+    report: ProgressCallback
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -258,7 +272,7 @@ class RenderPipeline:
         # again under a fresh id, at most ``_MARK_ATTEMPTS`` times in all, before giving up.
         for attempt in range(1, _MARK_ATTEMPTS + 1):
             try:
-                return self._attempt(request, verified, animator, photo, info, inputs, timer, report)
+                return self._attempt(_Job(request, verified, animator, photo, info, inputs, timer, report))
             except WatermarkNotConfirmed as exc:
                 if attempt == _MARK_ATTEMPTS:
                     raise WatermarkNotConfirmed(
@@ -269,18 +283,9 @@ class RenderPipeline:
                 report(f"the watermark did not read back: rendering again under a new render id ({attempt + 1} of {_MARK_ATTEMPTS})", 0, None)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _attempt(
-        self,
-        request: RenderRequest,
-        verified: VerifiedConsent,
-        animator: Animator,
-        photo: np.ndarray,
-        info: "media.VideoInfo",
-        inputs: dict[str, Any],
-        timer: StageTimer,
-        report: ProgressCallback,
-    ) -> RenderResult:
+    def _attempt(self, job: _Job) -> RenderResult:
         """One render under a fresh render id: started, then finished or failed in the ledger."""
+        request = job.request
         render_id, payload = new_render_id()
         self.ledger.render_started(
             render_id=render_id,
@@ -288,14 +293,12 @@ class RenderPipeline:
             operator=request.operator,
             purpose=request.purpose,
             project=request.project,
-            inputs={**inputs, "animator": animator.name, "payload": payload},
+            inputs={**job.inputs, "animator": job.animator.name, "payload": payload},
         )
         job_dir = self.work_dir / render_id
         try:
             job_dir.mkdir(parents=True)
-            result = self._produce(
-                request, verified, animator, photo, info, render_id, payload, inputs, job_dir, timer, report
-            )
+            result = self._produce(job, render_id, payload, job_dir)
         except BaseException as exc:  # noqa: BLE001 - log every failure, then let it propagate
             reason = exc.user_message() if hasattr(exc, "user_message") else f"{type(exc).__name__}: {exc}"
             try:
@@ -317,22 +320,12 @@ class RenderPipeline:
             now=self._clock(),
         )
 
-    def _produce(
-        self,
-        request: RenderRequest,
-        verified: VerifiedConsent,
-        animator: Animator,
-        photo: np.ndarray,
-        info: "media.VideoInfo",
-        render_id: str,
-        payload: int,
-        inputs: dict[str, Any],
-        job_dir: Path,
-        timer: StageTimer,
-        report: ProgressCallback,
-    ) -> RenderResult:
+    def _produce(self, job: _Job, render_id: str, payload: int, job_dir: Path) -> RenderResult:
         from watermark import Watermarker
         from watermark.provenance import read_manifest, sign_mp4
+
+        request, verified, animator, photo, info = job.request, job.verified, job.animator, job.photo, job.info
+        inputs, timer, report = job.inputs, job.timer, job.report
 
         marker = Watermarker(self.watermark_key)
         label = verified.credential.disclosure_required if request.label_ai is None else request.label_ai
