@@ -276,8 +276,11 @@ class RenderPipeline:
             except WatermarkNotConfirmed as exc:
                 if attempt == _MARK_ATTEMPTS:
                     raise WatermarkNotConfirmed(
-                        f"the rendered video did not read back with its watermark under {attempt} render ids in a "
-                        "row; nothing was delivered (every attempt is in the ledger as a failed render)"
+                        f"the studio's watermark could not be confirmed on this render under {attempt} render ids "
+                        "in a row, so nothing was delivered (each attempt is in the ledger as a failed render). "
+                        "A photo that is fine texture everywhere behind the face, such as grass or gravel, can "
+                        "leave the mark too little room, most of all at small output sizes; a photo with a "
+                        "plainer background helps"
                     ) from exc
                 log.warning("render attempt %d did not read back with its watermark; rendering again", attempt)
                 report(f"the watermark did not read back: rendering again under a new render id ({attempt + 1} of {_MARK_ATTEMPTS})", 0, None)
@@ -346,6 +349,7 @@ class RenderPipeline:
         writer: media.VideoWriter | None = None
         embedder = None
         written = 0
+        t_first_check = 0.0
         t_anim = t_label = t_mark = t_enc = 0.0
         try:
             for batch, produce_seconds in _timed_batches(frames, _CHUNK):
@@ -359,6 +363,20 @@ class RenderPipeline:
                     embedder = marker.embedder(batch.shape[1], batch.shape[2], payload)
                 marked = embedder.embed(batch, out=batch)  # the batch is ours: mark it in place
                 t_mark += time.perf_counter() - t0
+                if written == 0:
+                    # Does the mark hold on this picture at all? A photo that is fine texture
+                    # everywhere (grass, gravel) behind the face can leave it too little room even
+                    # before encoding; stop here rather than animate the whole clip for nothing.
+                    t0 = time.perf_counter()
+                    first = marker.accumulator()
+                    first.add(marked)
+                    holds = first.confirms(payload)
+                    t_first_check = time.perf_counter() - t0
+                    if not holds:
+                        raise WatermarkNotConfirmed(
+                            "the first frames did not read back with their watermark (before encoding); "
+                            "the render was stopped and nothing was delivered"
+                        )
                 t0 = time.perf_counter()
                 if writer is None:
                     writer = media.VideoWriter(
@@ -403,7 +421,7 @@ class RenderPipeline:
                 detection = None  # read on
         if detection is None:
             detection = acc.result()
-        timer.add("watermark_check", time.perf_counter() - t0)
+        timer.add("watermark_check", time.perf_counter() - t0 + t_first_check)
         if detection.payload != payload:
             raise WatermarkNotConfirmed("the rendered video did not read back with its watermark; it was discarded")
 

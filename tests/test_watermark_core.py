@@ -194,6 +194,30 @@ def test_round_trip_4k_clip_after_h264(wm: Watermarker, astronaut: np.ndarray) -
     assert wm.detect(h264(marked, 28)).payload == PAYLOAD
 
 
+def test_confirms_checks_a_known_payload_at_the_untouched_geometry_only(wm: Watermarker, clip256: np.ndarray) -> None:
+    # The render pipeline's cheap check of its own first frames: one decode per view, no search.
+    marked = wm.embed(clip256[:8], PAYLOAD)
+    acc = wm.accumulator()
+    acc.add(marked)
+    assert acc.confirms(PAYLOAD)
+    assert not acc.confirms(PAYLOAD ^ 1)  # another payload
+    other = Watermarker(b"another-studio-secret-0123456789").accumulator()
+    other.add(marked)
+    assert not other.confirms(PAYLOAD)  # another key
+    plain = wm.accumulator()
+    plain.add(clip256[:8])
+    assert not plain.confirms(PAYLOAD)  # no mark
+    # It looks at the untouched geometry only: a crop that detect() reads is not confirmed.
+    h, w = marked.shape[1:3]
+    cropped = np.ascontiguousarray(marked[:, h // 10 :, w // 10 :])
+    assert wm.detect(cropped).payload == PAYLOAD
+    moved = wm.accumulator()
+    moved.add(cropped)
+    assert not moved.confirms(PAYLOAD)
+    with pytest.raises(UnsupportedFrames):
+        wm.accumulator().confirms(PAYLOAD)
+
+
 def test_streaming_embed_and_detect_match_the_batch_calls(wm: Watermarker, clip256: np.ndarray) -> None:
     embedder = wm.embedder(256, 256, PAYLOAD)
     streamed = np.concatenate([embedder.embed(clip256[:5]), embedder.embed(clip256[5:])])

@@ -34,7 +34,7 @@ import numpy as np
 from scipy import fft as sp_fft
 
 from watermark import ecc
-from watermark._pattern import LAYOUT_ROWS, Layout, keyed_mask, make_layout, render_cells
+from watermark._pattern import LAYOUT_ROWS, Layout, keyed_mask, make_layout, render_cells, rows_for_frame
 from watermark.errors import FrameTooSmall, UnsupportedFrames
 from watermark.frames import MAX_ASPECT_RATIO, MIN_DETECT_SIDE, as_clip, luma
 from watermark.payload import INFO_BITS, WatermarkPayload
@@ -374,13 +374,36 @@ class Accumulator:
 
     def result(self) -> Detection:
         """Search and decode the aggregated frames; ``payload`` None when nothing is found."""
+        return search_and_decode(self._views(), key=self._key, details={"frames": self._count})
+
+    def confirms(self, payload: int) -> bool:
+        """Whether the frames added so far carry ``payload`` where an untouched copy carries it
+        (full size, no offset, upright), in any of the three views: a cheap check (one decode
+        per view, no search) that a producer makes of its own frames before encoding them.
+
+        Not a detection: it is told the payload and looks at one geometry, so it says nothing
+        about other copies or about false payloads; ``result()`` is what reads a copy.
+        """
+        views = self._views()
+        assert self._shape is not None
+        rows = rows_for_frame(*self._shape)
+        layout = _templates(self._key, rows).layout
+        expected = WatermarkPayload(payload).to_info_bits(keyed_mask(self._key))
+        for view in views:
+            scores = origin_scores(view[rows] if isinstance(view, dict) else view, layout)
+            if np.array_equal(ecc.viterbi_decode(scores / (float(np.std(scores)) + 1e-12), INFO_BITS), expected):
+                return True
+        return False
+
+    def _views(self) -> list[Any]:
+        """The three views of the frames added so far (see the class docstring)."""
         if self._sums is None or self._count == 0:
             raise UnsupportedFrames("no frames were added to the watermark detector")
         assert self._plain is not None
         per_frame = {rows: (total / self._count).astype(np.float32) for rows, total in self._sums.items()}
         plain = (self._plain / self._count).astype(np.float32)
         once = {rows: Whitened(image) for rows, image in per_frame.items()}
-        return search_and_decode([per_frame, plain, once], key=self._key, details={"frames": self._count})
+        return [per_frame, plain, once]
 
 
 def _scan(views: list[dict[int, np.ndarray]], templates: dict[int, _Templates], angles: tuple[float, ...],
