@@ -49,7 +49,7 @@ _PAYLOAD_BITS = 48
 _CHUNK = 8  # frames per watermark/encode batch
 _CHECK_FIRST = 16  # frames the read-back check reads first (the mark is in every frame)
 _CHECK_FRAMES = 64  # and at most, if the first ones do not read back
-_MARK_ATTEMPTS = 3  # renders (each under a fresh render id) before a read-back failure is final
+_MARK_ATTEMPTS = 3  # renders (each under a fresh render id) before a failed watermark check is final
 
 
 class RenderRefused(StudioError):
@@ -266,10 +266,11 @@ class RenderPipeline:
             )
             raise
 
-        # 4-7: animate, watermark, encode, confirm, sign, log. A render whose encoded file does
-        # not read back with its own mark is discarded and logged as failed; the mark's strength
-        # on a given picture depends a little on the payload (the render id), so it is rendered
-        # again under a fresh id, at most ``_MARK_ATTEMPTS`` times in all, before giving up.
+        # 4-7: animate, watermark, encode, confirm, sign, log. An attempt whose first marked
+        # frames or encoded file do not read back with its own mark is discarded and logged as
+        # failed; the mark's strength on a given picture depends a little on the payload (the
+        # render id), so it is rendered again under a fresh id, at most ``_MARK_ATTEMPTS`` times
+        # in all, before giving up.
         for attempt in range(1, _MARK_ATTEMPTS + 1):
             try:
                 return self._attempt(_Job(request, verified, animator, photo, info, inputs, timer, report))
@@ -283,7 +284,8 @@ class RenderPipeline:
                         "plainer background helps"
                     ) from exc
                 log.warning("render attempt %d did not read back with its watermark; rendering again", attempt)
-                report(f"the watermark did not read back: rendering again under a new render id ({attempt + 1} of {_MARK_ATTEMPTS})", 0, None)
+                report(f"the watermark did not read back: rendering again under a new render id "
+                       f"({attempt + 1} of {_MARK_ATTEMPTS})", 0, None)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt(self, job: _Job) -> RenderResult:
