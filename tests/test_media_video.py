@@ -300,6 +300,8 @@ def test_luma_planes_match_the_rgb_frames_brightness(
     reader = media.VideoReader(path)
     planes, rgb = list(reader.luma()), list(reader)
     assert len(planes) == len(rgb) == frames
+    # The unprobed reader (the pipeline's read-back of its own file) gives the same planes.
+    assert all(np.array_equal(a, b) for a, b in zip(planes, media.luma_planes(path), strict=True))
     for y, f in zip(planes, rgb):
         assert y.shape == f.shape[:2] and y.dtype == np.uint8 and y.flags.c_contiguous
         # Video-range Y (16..235) of the decoded picture, against the RGB frame's own BT.601 luma
@@ -312,6 +314,7 @@ def test_luma_planes_are_upright(tmp_path: Path) -> None:
     path = _write_rotated(tmp_path / "rotated.mp4", frames=1)
     y = next(media.VideoReader(path).luma())
     rgb = next(iter(media.VideoReader(path)))
+    assert np.array_equal(next(media.luma_planes(path)), y)  # rotation read from the first frame
     assert y.shape == rgb.shape[:2] == (64, 32)
     assert abs(float(y[-4:].mean()) - float(y[:8].mean())) > 5  # the red bar (dark in Y) moved to the bottom
     assert (y[-4:].mean() < y[:8].mean()) == (rgb[-4:].mean() < rgb[:8].mean())

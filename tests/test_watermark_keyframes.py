@@ -44,6 +44,25 @@ def test_marking_in_place_equals_marking_into_a_new_array(wm: Watermarker, astro
     assert not np.array_equal(clip, expected)  # the mark changed something
 
 
+def test_large_frames_marked_in_bands_of_rows_on_threads_equal_one_pass(
+    wm: Watermarker, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from watermark import embed
+
+    clip = panning_clip(astronaut, height=720, width=1280, frames=6)
+    assert 720 * 1280 >= embed._PARALLEL_ADD_PIXELS
+    monkeypatch.setattr(embed, "_ADD_THREADS", 1)
+    one_pass = wm.embedder(720, 1280, PAYLOAD).embed(clip)
+    monkeypatch.setattr(embed, "_ADD_THREADS", 3)  # three bands, whatever this machine's cores
+    embedder = wm.embedder(720, 1280, PAYLOAD)
+    banded = np.concatenate([embedder.embed(clip[:4]), embedder.embed(clip[4:])])
+    inplace = clip.copy()
+    embedder = wm.embedder(720, 1280, PAYLOAD)
+    embedder.embed(inplace, out=inplace)
+    assert np.array_equal(banded, one_pass) and np.array_equal(inplace, one_pass)
+    assert not np.array_equal(one_pass, clip)
+
+
 def test_out_must_match_the_frames(wm: Watermarker, astronaut: np.ndarray) -> None:
     clip = panning_clip(astronaut, height=160, width=200, frames=2)
     emb = wm.embedder(160, 200, PAYLOAD)

@@ -28,7 +28,7 @@ from studio.media.digest import sha256_file
 from studio.media.image import read_image
 from studio.media.limits import MAX_IMAGE_PIXELS, MAX_SIDE, MAX_VIDEO_SECONDS
 from studio.media.probe import VideoInfo, probe_video
-from studio.media.reader import VideoReader
+from studio.media.reader import VideoReader, luma_planes
 from studio.media.writer import VideoWriter, write_video
 from studio.media_errors import (
     EmptyVideo,
@@ -59,5 +59,6 @@ __all__ = [
     "probe_video",
     "read_image",
     "sha256_file",
+    "luma_planes",
     "write_video",
 ]
