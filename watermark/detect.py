@@ -387,8 +387,9 @@ class Accumulator:
 
     def result(self) -> Detection:
         """Search and decode the aggregated frames; ``payload`` None when nothing is found."""
+        views = self._views()  # raises UnsupportedFrames when nothing was added
         assert self._shape is not None
-        return search_and_decode(self._views(), key=self._key, details={"frames": self._count},
+        return search_and_decode(views, key=self._key, details={"frames": self._count},
                                  rows=rows_for_frame(*self._shape))
 
     def confirms(self, payload: int) -> bool:
