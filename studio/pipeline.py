@@ -114,8 +114,9 @@ class _Job:
     photo: np.ndarray
     info: "media.VideoInfo"
     inputs: dict[str, Any]
-    timer: StageTimer
+    timer: StageTimer  # one for every attempt: the receipt's stage times are what the render cost in all
     report: ProgressCallback
+    attempt: int = 1  # which render id of the request this is (1 to _MARK_ATTEMPTS)
 
 
 def _utcnow() -> datetime:
@@ -276,7 +277,7 @@ class RenderPipeline:
         # in all, before giving up.
         for attempt in range(1, _MARK_ATTEMPTS + 1):
             try:
-                return self._attempt(_Job(request, verified, animator, photo, info, inputs, timer, report))
+                return self._attempt(_Job(request, verified, animator, photo, info, inputs, timer, report, attempt))
             except WatermarkNotConfirmed as exc:
                 if attempt == _MARK_ATTEMPTS:
                     raise WatermarkNotConfirmed(
@@ -470,6 +471,9 @@ class RenderPipeline:
             "consent_verified_at": verified.verified_at.isoformat(),
             "finished_at": self._clock().isoformat(),
             "stage_seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
+            # Render ids tried for this request (the earlier ones are failed renders in the
+            # ledger); stage_seconds above add up every attempt's stages.
+            "attempts": job.attempt,
         }
         self.ledger.render_finished(render_id=render_id, receipt=receipt)
         timer.add("ledger", time.perf_counter() - t0)

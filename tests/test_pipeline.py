@@ -73,6 +73,7 @@ def test_render_delivers_watermarked_signed_logged_video(studio):
     receipt = json.loads(result.receipt_path.read_text())
     assert receipt["output_sha256"] == media.sha256_file(result.video_path)
     assert receipt["inputs"]["photo_sha256"] == media.sha256_file(demo.photo)
+    assert receipt["attempts"] == 1 and receipt["watermark"]["frames_checked"] == 4  # read from its first 4 frames
     record = pipeline.ledger.find_render(result.render_id)
     assert record is not None and record.status == "finished"
     assert pipeline.ledger.verify().ok
@@ -182,6 +183,7 @@ def test_a_render_that_does_not_read_back_is_rendered_again_under_a_new_id(studi
     # the second, under another render id, was delivered with its own mark.
     assert len(calls) == 2 and calls[0] != calls[1]
     assert any("rendering again" in s for s in stages)
+    assert result.receipt["attempts"] == 2
     failed = _events(pipeline, "render.failed")[failed_before:]
     assert len(failed) == 1 and "did not read back" in failed[0].data["reason"]
     # The unmarked attempt was stopped at its first frames, before anything was encoded.
