@@ -22,8 +22,9 @@ per view (``_unmoved_first``); the search runs only if none of those words passe
 
 Every CRC check of a word decoded from noise passes with probability 2**-24, so the
 detector makes at most ``MAX_CRC_CHECKS`` checks per clip (``_UNMOVED_CHECKS`` and
-``_LIST_SIZES``: the list is long only for the best candidate of the upright stage) and the false-payload rate stays below
-``MAX_CRC_CHECKS * 2**-24`` = 9.5e-7 per clip (see docs/watermark.md).
+``_LIST_SIZES``: the list is long only for the best candidate of the upright stage) and the
+false-payload rate stays below ``MAX_CRC_CHECKS * 2**-24`` = 9.5e-7 per clip (see
+docs/watermark.md).
 """
 
 from __future__ import annotations

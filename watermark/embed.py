@@ -133,10 +133,11 @@ _MAX_KEY_INTERVAL = 100  # frames between keyframes however still the host
 
 
 # Adding a keyframe's mark is two saturating passes over the whole frame, bound by memory
-# bandwidth rather than arithmetic (about 1 ms per 1080p frame, a fifth of what the
-# weight-free animator spends on it): from this many pixels the frame is split into bands of
-# rows added on up to ``_ADD_THREADS`` threads (OpenCV releases the GIL), which halved it on
-# two cores (docs/watermark.md, "Speed").
+# bandwidth rather than arithmetic (about 1 ms per 1080p frame, a ninth of what the
+# weight-free animator spends per frame): from this many pixels the frame is split into bands
+# of rows added on up to ``_ADD_THREADS`` threads (OpenCV releases the GIL). That halved it on
+# two idle cores; in the render pipeline, where the encoder's threads hold the other core, the
+# whole marking stage went from 0.58 to 0.50 s per 250 frames (README, "end-to-end").
 _PARALLEL_ADD_PIXELS = 900_000
 _ADD_THREADS = max(1, min(4, os.cpu_count() or 1))
 _pool: ThreadPoolExecutor | None = None
