@@ -403,11 +403,8 @@ class Accumulator:
         """
         views = self._views()
         assert self._shape is not None
-        rows = rows_for_frame(*self._shape)
-        layout = _templates(self._key, rows).layout
         expected = WatermarkPayload(payload).to_info_bits(keyed_mask(self._key))
-        for view in views:
-            scores = origin_scores(view[rows] if isinstance(view, dict) else view, layout)
+        for _, scores in _untouched(views, _templates(self._key, rows_for_frame(*self._shape))):
             if np.array_equal(ecc.viterbi_decode(scores / (float(np.std(scores)) + 1e-12), INFO_BITS), expected):
                 return True
         return False
@@ -643,6 +640,18 @@ def search_and_decode(work: View | list[View], *, key: bytes, details: dict[str,
     return Detection(None, 0.0, scores, info)
 
 
+def _untouched(views: list[Any], tpl: _Templates) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For every view (an image, or one image per layout), its samples at ``K_FINE`` per cell
+    of ``tpl``'s layout at the untouched geometry (scale 1, offset 0, upright) and the coded
+    bits' soft scores there (``origin_scores``): what stage 0 decodes and ``confirms`` checks."""
+    rows = tpl.layout.rows
+    out = []
+    for view in views:
+        v = _resample(view[rows] if isinstance(view, dict) else view, rows, 1.0, 0.0, K_FINE)
+        out.append((v, _cell_scores(v, tpl.layout, K_FINE, 0, 0)))
+    return out
+
+
 def _unmoved_first(views: list[dict[int, np.ndarray]], templates: dict[int, _Templates], rows: int, mask: np.ndarray,
                    info: dict[str, Any], state: dict[str, Any], checked: set[bytes]) -> Detection | None:
     """Stage 0: the untouched geometry (scale 1, offset 0, upright) of layout ``rows`` in every
@@ -655,10 +664,7 @@ def _unmoved_first(views: list[dict[int, np.ndarray]], templates: dict[int, _Tem
     on a still dense texture after a tone edit the right word came from a view whose z was
     1.3, below views with nothing."""
     tpl = templates[rows]
-    looks = []
-    for view, works in enumerate(views):
-        v = _resample(works[rows], rows, 1.0, 0.0, K_FINE)
-        looks.append((decodability_z(_cell_scores(v, tpl.layout, K_FINE, 0, 0)), view, v))
+    looks = [(decodability_z(scores), view, v) for view, (v, scores) in enumerate(_untouched(views, tpl))]
     looks.sort(key=lambda look: -look[0])
     info["unmoved_decodability_z"] = round(looks[0][0], 2)
     for z, view, v in looks[:_UNMOVED_CHECKS]:
