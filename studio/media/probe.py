@@ -90,7 +90,7 @@ def probe_video(
         video_codec = stream.codec_context.name
     with open_video(path) as container:  # _timing may have read to the end
         first = _first_frame(container, video_stream(container))
-    rotation = _rotation_of(first)
+    rotation = rotation_of(first)
     coded_w, coded_h = coded_w or first.width, coded_h or first.height
     width, height = (coded_h, coded_w) if rotation % 180 else (coded_w, coded_h)
     return VideoInfo(
@@ -232,7 +232,7 @@ def _check_complete(container: Any, file_size: int) -> None:
             raise UnreadableVideo("The video file is incomplete: it was cut short, perhaps during upload.")
 
 
-def _rotation_of(frame: Any) -> int:
+def rotation_of(frame: Any) -> int:
     """Counter-clockwise display rotation in degrees, snapped to a multiple of 90."""
     try:
         degrees = float(frame.rotation or 0)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from studio.media.limits import MAX_VIDEO_SECONDS
-from studio.media.probe import _rotation_of, open_video, probe_video, video_stream
+from studio.media.probe import rotation_of, open_video, probe_video, video_stream
 from studio.media_errors import UnreadableVideo
 
 
@@ -106,7 +106,7 @@ def _luma_planes(path: Path, rotation: int | None) -> Iterator[np.ndarray]:
         stream.thread_type = "AUTO"
         for frame in _decode_checked(container, stream):
             if rotation is None:
-                rotation = _rotation_of(frame)
+                rotation = rotation_of(frame)
             name = frame.format.name
             if name.startswith(("yuv", "yuvj", "gray")) and len(frame.planes) in (1, 3, 4) \
                     and not name.startswith(("yuyv", "uyvy")) and "16" not in name and "10" not in name:
