@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from studio.media.limits import MAX_VIDEO_SECONDS
-from studio.media.probe import rotation_of, open_video, probe_video, video_stream
+from studio.media.probe import open_video, probe_video, rotation_of, video_stream
 from studio.media_errors import UnreadableVideo
 
 
