@@ -459,3 +459,24 @@ def test_timestamped_manifest_outlives_its_expired_leaf_and_an_untimestamped_one
     assert (late_stamped.status, late_stamped.failures, late_stamped.timestamped) == ("trusted", [], True)
     assert late_bare.status == "invalid"
     assert any(f.startswith("signingCredential.expired") for f in late_bare.failures)
+
+
+def test_c2pa_refuses_to_sign_when_the_timestamp_authority_cannot_answer(clip: Path, signer: StudioSigner) -> None:
+    """No silent fallback to an untimestamped signature: a TSA that is not there fails the signing."""
+    import io
+    import socket
+
+    import c2pa
+
+    from watermark.provenance import _context, _manifest_definition
+
+    with socket.socket() as probe:  # a loopback port that nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    manifest = _manifest_definition(
+        title="t", mime="video/mp4", render_id="r", consent_id="c", payload=1, ledger_checkpoint=None
+    )
+    info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ED25519, signer.chain_pem, signer.key_pem, f"http://127.0.0.1:{port}/")
+    with clip.open("rb") as source, c2pa.Signer.from_info(info) as c2pa_signer:
+        with c2pa.Builder(manifest, _context(c2pa, anchor=None)) as builder, pytest.raises(c2pa.C2paError):
+            builder.sign(c2pa_signer, "video/mp4", source, io.BytesIO())
