@@ -439,9 +439,12 @@ def test_timestamped_manifest_outlives_its_expired_leaf_and_an_untimestamped_one
 
     from watermark.certs import create_pki
 
+    # The whole PKI (root, signing leaf, TSA certificate) lives two seconds: a timestamp
+    # made while it was valid must keep the manifest trusted after every certificate expired.
     lifetime = dt.timedelta(seconds=2)
-    pki = create_pki(leaf_lifetime=lifetime)
-    leaf_expires = x509.load_pem_x509_certificates(pki.chain_pem)[0].not_valid_after_utc
+    pki = create_pki(ca_lifetime=lifetime, leaf_lifetime=lifetime, tsa_lifetime=lifetime)
+    certificates = x509.load_pem_x509_certificates(pki.chain_pem + pki.tsa_chain_pem)
+    pki_expires = max(cert.not_valid_after_utc for cert in certificates)
     with_tsa = StudioSigner.from_pki(pki)
     without_tsa = dataclasses.replace(with_tsa, tsa_chain_pem=None, tsa_key_pem=None)
     stamped, bare = tmp_path / "stamped.mp4", tmp_path / "bare.mp4"
@@ -450,8 +453,8 @@ def test_timestamped_manifest_outlives_its_expired_leaf_and_an_untimestamped_one
     anchor = with_tsa.trust_anchor_pem
     assert read_manifest(bare, trust_anchor_pem=anchor).status == "trusted"  # both fine while the leaf lives
 
-    # Wait (at most ~3 s) until the leaf has expired, with a second's margin for whole-second clocks.
-    while dt.datetime.now(dt.timezone.utc) < leaf_expires + dt.timedelta(seconds=1):
+    # Wait (at most ~3 s) until all have expired, with a second's margin for whole-second clocks.
+    while dt.datetime.now(dt.timezone.utc) < pki_expires + dt.timedelta(seconds=1):
         time.sleep(0.2)
     late_stamped = read_manifest(stamped, trust_anchor_pem=anchor)
     late_bare = read_manifest(bare, trust_anchor_pem=anchor)
@@ -476,7 +479,29 @@ def test_c2pa_refuses_to_sign_when_the_timestamp_authority_cannot_answer(clip: P
     manifest = _manifest_definition(
         title="t", mime="video/mp4", render_id="r", consent_id="c", payload=1, ledger_checkpoint=None
     )
-    info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ED25519, signer.chain_pem, signer.key_pem, f"http://127.0.0.1:{port}/")
+    url = f"http://127.0.0.1:{port}/"
+    info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ED25519, signer.chain_pem, signer.key_pem, url)
     with clip.open("rb") as source, c2pa.Signer.from_info(info) as c2pa_signer:
         with c2pa.Builder(manifest, _context(c2pa, anchor=None)) as builder, pytest.raises(c2pa.C2paError):
             builder.sign(c2pa_signer, "video/mp4", source, io.BytesIO())
+
+
+def test_an_expired_tsa_certificate_issues_no_token_and_the_signing_is_refused(clip: Path, tmp_path: Path) -> None:
+    import datetime as dt
+
+    from rfc3161_client import PKIStatus, TimestampRequestBuilder, decode_timestamp_response
+
+    from watermark.certs import create_pki
+    from watermark.errors import ProvenanceError
+    from watermark.tsa import TimestampAuthority
+
+    # Made two days ago with a one-day TSA certificate: the signing leaf is still valid, the TSA is not.
+    pki = create_pki(now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2), tsa_lifetime=dt.timedelta(days=1))
+    request = TimestampRequestBuilder().data(b"claim").build().as_bytes()
+    reply = decode_timestamp_response(TimestampAuthority.from_pem(pki.tsa_chain_pem, pki.tsa_key_pem).respond(request))
+    assert reply.status == PKIStatus.REJECTION
+
+    with pytest.raises(ProvenanceError, match="signing the C2PA manifest failed"):
+        sign_mp4(clip, tmp_path / "out.mp4", signer=StudioSigner.from_pki(pki), render_id="r", consent_id="c",
+                 watermark_payload=1)
+    assert list(tmp_path.iterdir()) == []

@@ -88,7 +88,12 @@ class StudioSigner:
 
     @classmethod
     def from_files(
-        cls, chain_pem: Path, key_pem: Path, trust_anchor_pem: Path | None = None, *, tsa: tuple[Path, Path] | None = None
+        cls,
+        chain_pem: Path,
+        key_pem: Path,
+        trust_anchor_pem: Path | None = None,
+        *,
+        tsa: tuple[Path, Path] | None = None,
     ) -> StudioSigner:
         """A signer from a user-supplied PEM chain (leaf first) and PKCS#8 private key.
 
@@ -173,18 +178,23 @@ def create_chain(
 
 
 def create_pki(
-    *, organization: str = "Avatar Studio", now: dt.datetime | None = None, leaf_lifetime: dt.timedelta | None = None
+    *,
+    organization: str = "Avatar Studio",
+    now: dt.datetime | None = None,
+    ca_lifetime: dt.timedelta | None = None,
+    leaf_lifetime: dt.timedelta | None = None,
+    tsa_lifetime: dt.timedelta | None = None,
 ) -> StudioPki:
     """A new root CA with an Ed25519 signing leaf and a P-256 timestamp authority under it.
 
-    ``leaf_lifetime`` (default five years) is how long the signing leaf stays valid after
-    ``now``; the TSA certificate lives five years. The root's private key is discarded.
+    The lifetimes (root ten years, leaf and TSA certificate five years by default) count
+    from ``now``; tests shorten them to watch expiry. The root's private key is discarded.
     """
     now = now or dt.datetime.now(dt.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name(f"{organization} C2PA Root CA", organization)
     ca_cert = (
-        _builder(ca_name, ca_name, ca_key.public_key(), now, lifetime=dt.timedelta(days=_CA_DAYS))
+        _builder(ca_name, ca_name, ca_key.public_key(), now, lifetime=ca_lifetime or dt.timedelta(days=_CA_DAYS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_key_usage(cert_sign=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
@@ -200,7 +210,7 @@ def create_pki(
     # RFC 3161 section 2.3: the TSA certificate has exactly one extended key usage, timeStamping, critical.
     tsa_cert = _issue(
         ca_key, ca_name, _name(f"{organization} Timestamp Authority", organization), tsa_key.public_key(), now,
-        lifetime=dt.timedelta(days=_LEAF_DAYS),
+        lifetime=tsa_lifetime or dt.timedelta(days=_LEAF_DAYS),
         usage=x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), usage_critical=True,
     )
     pem, pkcs8, none = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

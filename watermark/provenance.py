@@ -142,7 +142,8 @@ def sign_mp4(
     try:
         with os.fdopen(fd, "w+b") as out, src.open("rb") as source, _timestamp_url(signer) as tsa_url:
             # c2pa-rs POSTs an RFC 3161 request to tsa_url (our loopback TSA) and embeds the token.
-            c2pa_signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(algorithm, signer.chain_pem, signer.key_pem, tsa_url))
+            info = c2pa.C2paSignerInfo(algorithm, signer.chain_pem, signer.key_pem, tsa_url)
+            c2pa_signer = c2pa.Signer.from_info(info)
             with c2pa_signer, c2pa.Builder(manifest, _context(c2pa, anchor=None)) as builder:
                 builder.sign(c2pa_signer, mime, source, out)
         os.replace(tmp, dst)

@@ -58,14 +58,18 @@ class TimestampAuthority:
     def __init__(self, *, chain: list[x509.Certificate], key: ec.EllipticCurvePrivateKey) -> None:
         _check_tsa_certificate(chain[0], key)
         self._chain_der = [cert.public_bytes(serialization.Encoding.DER) for cert in chain]
+        self._valid_from, self._valid_until = chain[0].not_valid_before_utc, chain[0].not_valid_after_utc
         self._certificate = asn1_x509.Certificate.load(self._chain_der[0])
         self._issuer_and_serial = cms.IssuerAndSerialNumber(
             {"issuer": self._certificate.issuer, "serial_number": self._certificate.serial_number}
         )
         # Built and encoded once: asn1crypto takes milliseconds to encode these nested structures.
-        self._certificates = cms.CertificateSet([asn1_x509.Certificate.load(der) for der in self._chain_der], implicit=0)
+        certificates = [asn1_x509.Certificate.load(der) for der in self._chain_der]
+        self._certificates = cms.CertificateSet(certificates, implicit=0)
         essid = tsp.ESSCertIDv2({"cert_hash": hashlib.sha256(self._chain_der[0]).digest()})
-        self._certificate_attribute = cms.CMSAttribute({"type": "signing_certificate_v2", "values": [{"certs": [essid]}]})
+        self._certificate_attribute = cms.CMSAttribute(
+            {"type": "signing_certificate_v2", "values": [{"certs": [essid]}]}
+        )
         for value in (self._certificates, self._issuer_and_serial, self._certificate_attribute):
             value.dump()
         self._key = key
@@ -92,6 +96,7 @@ class TimestampAuthority:
             nonce = request["nonce"].native
             cert_req = bool(request["cert_req"].native)
             version = request["version"].native
+            extensions = request["extensions"].native
         except (ValueError, TypeError, KeyError):
             return _rejection("bad_data_format")
         if version != "v1":
@@ -100,9 +105,11 @@ class TimestampAuthority:
             return _rejection("bad_alg")
         if policy is not None and policy != TSA_POLICY_OID:
             return _rejection("unaccepted_policy")
-        if request["extensions"].native:
+        if extensions:
             return _rejection("unaccepted_extensions")
         gen_time = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(microsecond=0)
+        if not self._valid_from <= gen_time <= self._valid_until:
+            return _rejection("time_not_available")  # never issue a token the TSA certificate does not cover
         info = {
             "version": "v1",
             "policy": TSA_POLICY_OID,
