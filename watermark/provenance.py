@@ -65,9 +65,10 @@ class ManifestReport:
       * ``invalid``: the manifest or the media bytes were changed after signing;
       * ``missing``: the file carries no manifest (never signed, or stripped by a re-mux).
     The other fields come from the manifest and are None when absent (always None when missing).
-    ``signed_at`` is the signing time (ISO 8601) and ``timestamped`` says whether an RFC 3161
-    timestamp vouches for it (then the signature is judged at that time, so the manifest
-    outlives the signing certificate). ``ledger_checkpoint`` is the ledger's signed checkpoint
+    ``signed_at`` is the signing time from the RFC 3161 timestamp (ISO 8601; None without one)
+    and ``timestamped`` says whether c2pa-rs validated that timestamp token. With the trust
+    anchor also vouching for the TSA, the signature is judged at that time, so the manifest
+    outlives the signing certificate. ``ledger_checkpoint`` is the ledger's signed checkpoint
     note as given to ``sign_mp4`` (opaque text here; the ledger verifies it).
     """
 
@@ -285,10 +286,9 @@ def _watermark_payload(data: dict[str, Any]) -> int | None:
     value = data.get("payload")
     if data.get("name") != WATERMARK_NAME or not isinstance(value, str) or not 0 < len(value) <= 64:
         return None
-    try:
-        return int(value, 16)
-    except ValueError:
+    if value.strip("0123456789abcdef"):  # plain lowercase hex only (int() would take "0x", "_", spaces)
         return None
+    return int(value, 16)
 
 
 def _sniff_bmff(path: Path) -> str:
