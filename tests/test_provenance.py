@@ -505,3 +505,32 @@ def test_an_expired_tsa_certificate_issues_no_token_and_the_signing_is_refused(c
         sign_mp4(clip, tmp_path / "out.mp4", signer=StudioSigner.from_pki(pki), render_id="r", consent_id="c",
                  watermark_payload=1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_render_signed_before_issue_20_still_reads_its_payload(
+    clip: Path, signer: StudioSigner, tmp_path: Path
+) -> None:
+    """Older outputs carried the payload in a c2pa.soft-binding; audits of them keep working (read, never written)."""
+    import c2pa
+
+    from watermark.provenance import _context, _manifest_definition
+
+    manifest = _manifest_definition(
+        title="old", mime="video/mp4", render_id="r-old", consent_id="c", payload=PAYLOAD, ledger_checkpoint=None
+    )
+    manifest["assertions"][-1] = {
+        "label": "c2pa.soft-binding",
+        "data": {
+            "alg": "org.avatar-studio.watermark.v1",
+            "blocks": [{"scope": {}, "value": list(PAYLOAD.to_bytes(8, "big"))}],
+        },
+    }
+    old = tmp_path / "old.mp4"
+    info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ED25519, signer.chain_pem, signer.key_pem, None)
+    with clip.open("rb") as source, old.open("w+b") as out, c2pa.Signer.from_info(info) as c2pa_signer:
+        with c2pa.Builder(manifest, _context(c2pa, anchor=None)) as builder:
+            builder.sign(c2pa_signer, "video/mp4", source, out)
+
+    report = read_manifest(old, trust_anchor_pem=signer.trust_anchor_pem)
+
+    assert (report.status, report.watermark_payload, report.timestamped) == ("trusted", PAYLOAD, False)

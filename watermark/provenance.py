@@ -26,6 +26,8 @@ Example::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 import os
@@ -48,6 +50,9 @@ WATERMARK_VERSION = "1"
 
 _GENERATOR = "avatar-studio"
 _PAYLOAD_HEX_DIGITS = 12  # 48 bits
+# Renders signed before issue 20 carried the payload in a c2pa.soft-binding under this alg name;
+# they are still read (never written) so that older outputs keep auditing.
+_LEGACY_SOFT_BINDING, _LEGACY_ALGORITHM = "c2pa.soft-binding", "org.avatar-studio.watermark.v1"
 _UNTRUSTED = "signingCredential.untrusted"
 
 ManifestStatus = Literal["valid", "trusted", "missing", "invalid", "untrusted"]
@@ -258,7 +263,7 @@ def _report_from_store(
         status=status,
         render_id=_str_or_none(render.get("render_id")),
         consent_id=_str_or_none(render.get("consent_id")),
-        watermark_payload=_watermark_payload(watermark),
+        watermark_payload=_watermark_payload(watermark) if watermark else _legacy_payload(assertions),
         digital_source_type=_created_source_type(assertions),
         signer=_str_or_none(signature.get("common_name") or signature.get("issuer")),
         claim_generator=_str_or_none(generators[0].get("name")),
@@ -289,6 +294,17 @@ def _watermark_payload(data: dict[str, Any]) -> int | None:
     if value.strip("0123456789abcdef"):  # plain lowercase hex only (int() would take "0x", "_", spaces)
         return None
     return int(value, 16)
+
+
+def _legacy_payload(assertions: dict[str, Any]) -> int | None:
+    data = assertions.get(_LEGACY_SOFT_BINDING, {})
+    blocks = data.get("blocks") if data.get("alg") == _LEGACY_ALGORITHM else None
+    value = blocks[0].get("value") if isinstance(blocks, list) and blocks and isinstance(blocks[0], dict) else None
+    try:  # c2pa-rs returns the CBOR byte string base64-encoded
+        raw = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
+    except binascii.Error:
+        return None
+    return int.from_bytes(raw, "big") if raw else None
 
 
 def _sniff_bmff(path: Path) -> str:
