@@ -414,6 +414,7 @@ def test_every_manifest_is_timestamped_by_the_studio_tsa(signed: Path, signer: S
 def test_load_or_create_writes_the_tsa_key_0600(tmp_path: Path) -> None:
     signer = StudioSigner.load_or_create(tmp_path / "c2pa")
     assert stat.S_IMODE((tmp_path / "c2pa" / "tsa-key.pem").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "c2pa").stat().st_mode) == 0o700
     assert signer.tsa_chain_pem == (tmp_path / "c2pa" / "tsa-chain.pem").read_bytes()
 
 

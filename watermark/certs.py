@@ -249,7 +249,7 @@ def _issue(
 
 def _write_new_pki(directory: Path, *, organization: str) -> None:
     pki = create_pki(organization=organization)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # the keys' folder: owner only
     for name, key_pem in ((_KEY_FILE, pki.key_pem), (_TSA_KEY_FILE, pki.tsa_key_pem)):
         # Create each key file with 0600 from the start, so it is never readable by others.
         fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
