@@ -73,7 +73,7 @@ class AuditReport:
 
     @property
     def consistent(self) -> bool:
-        """The manifest's soft binding names the payload found in the pixels."""
+        """The manifest's watermark assertion names the payload found in the pixels."""
         return self.watermark.payload is not None and self.manifest.watermark_payload == self.watermark.payload
 
     @property
@@ -90,7 +90,7 @@ class AuditReport:
     def verdict(self) -> str:
         code = self.exit_code
         if code == EXIT_OURS:
-            return "made by this studio; watermark and trusted manifest agree"
+            return "made by this studio; watermark and manifest (trusted by this studio's root CA) agree"
         if code == EXIT_MANIFEST_MISSING:
             return "made by this studio, but its provenance manifest was stripped"
         if code == EXIT_MANIFEST_BAD:
@@ -166,13 +166,17 @@ def format_report(report: AuditReport) -> list[str]:
         )
     else:
         lines.append(f"watermark:  {mark.status}" + (f"  ({mark.frames} frames)" if mark.frames else ""))
-    lines.append(f"manifest:   {manifest.status}" + (f"  signed by {manifest.signer!r}" if manifest.signer else ""))
+    # "trusted" means: chains to the configured trust anchor, i.e. this studio's own root CA.
+    status = "trusted (by this studio's root CA)" if manifest.status == "trusted" else manifest.status
+    lines.append(f"manifest:   {status}" + (f"  signed by {manifest.signer!r}" if manifest.signer else ""))
     if manifest.status != "missing":
         payload = "none" if manifest.watermark_payload is None else f"{manifest.watermark_payload:012x}"
         lines.append(f"            render {manifest.render_id}  consent {manifest.consent_id}")
         lines.append(f"            source {manifest.digital_source_type}")
+        stamp = "RFC 3161 timestamp" if manifest.timestamped else "no trusted timestamp"
+        lines.append(f"            signed at {manifest.signed_at or 'unknown'} ({stamp})")
         agreement = "matches the watermark" if report.consistent else "does not match the watermark"
-        lines.append(f"            soft binding payload {payload} ({agreement})")
+        lines.append(f"            watermark payload {payload} ({agreement})")
     lines.extend(f"  failure:  {failure}" for failure in manifest.failures)
     if report.ledger is not None:
         lines.extend(_ledger_lines(report.ledger))

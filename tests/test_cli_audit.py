@@ -66,7 +66,8 @@ def test_our_signed_render_exits_0_and_reports_both_marks(
 
     assert code == 0
     assert f"watermark:  found  payload {PAYLOAD:012x}" in out
-    assert "manifest:   trusted" in out
+    assert "manifest:   trusted (by this studio's root CA)" in out  # trusted says by whom
+    assert "(RFC 3161 timestamp)" in out
     assert f"render {RENDER_ID}  consent {CONSENT_ID}" in out
     assert "matches the watermark" in out
     assert "trainedAlgorithmicMedia" in out

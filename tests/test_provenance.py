@@ -244,3 +244,294 @@ def test_quicktime_mov_is_signed_and_read(clip: Path, signer: StudioSigner, tmp_
     report = read_manifest(signed_mov, trust_anchor_pem=signer.trust_anchor_pem)
 
     assert (report.status, report.render_id, report.watermark_payload) == ("trusted", "r-mov", 7)
+
+
+# --- issue 20 item 14: no unregistered soft binding; c2pa's own Reader accepts the manifest ---
+
+
+def _c2pa_reader_view(path: Path, *, trust_anchor_pem: str | None) -> tuple[str, list[str], list[str], dict]:
+    """What c2pa-python's Reader says, with its default settings or with ``trust_anchor_pem`` as the only root."""
+    import json
+
+    import c2pa
+
+    with path.open("rb") as stream:
+        if trust_anchor_pem is None:
+            reader = c2pa.Reader("video/mp4", stream)
+        else:
+            settings = c2pa.Settings.from_dict({"trust": {"trust_anchors": trust_anchor_pem}})
+            reader = c2pa.Reader("video/mp4", stream, None, c2pa.Context(settings))
+        with reader:
+            active = (reader.get_validation_results() or {}).get("activeManifest") or {}
+            store = json.loads(reader.json())
+            state = reader.get_validation_state()
+    manifest = store["manifests"][store["active_manifest"]]
+    failures = [item["code"] for item in active.get("failure", [])]
+    successes = [item["code"] for item in active.get("success", [])]
+    return state, failures, successes, manifest
+
+
+def test_c2pa_reader_finds_only_the_unknown_root_failure_without_our_anchor(signed: Path) -> None:
+    state, failures, _, _ = _c2pa_reader_view(signed, trust_anchor_pem=None)
+    assert state == "Valid"
+    assert failures == ["signingCredential.untrusted"]
+
+
+def test_c2pa_reader_finds_no_failure_with_the_studio_root_as_anchor(signed: Path, signer: StudioSigner) -> None:
+    state, failures, successes, _ = _c2pa_reader_view(signed, trust_anchor_pem=signer.trust_anchor_pem)
+    assert (state, failures) == ("Trusted", [])
+    assert "signingCredential.trusted" in successes
+
+
+def test_watermark_is_a_custom_assertion_not_a_c2pa_soft_binding(signed: Path) -> None:
+    _, _, _, manifest = _c2pa_reader_view(signed, trust_anchor_pem=None)
+    assertions = {item["label"]: item.get("data") for item in manifest["assertions"]}
+
+    assert not [label for label in assertions if label.startswith("c2pa.soft-binding")]
+    from watermark.provenance import WATERMARK_ASSERTION, WATERMARK_NAME, WATERMARK_VERSION
+
+    assert WATERMARK_ASSERTION == "org.avatar-studio.watermark"
+    assert assertions[WATERMARK_ASSERTION] == {
+        "name": WATERMARK_NAME,
+        "version": WATERMARK_VERSION,
+        "payload": f"{PAYLOAD:012x}",
+    }
+    created = [a for a in assertions["c2pa.actions.v2"]["actions"] if a["action"] == "c2pa.created"]
+    assert created[0]["digitalSourceType"] == TRAINED_ALGORITHMIC_MEDIA
+
+
+def test_ledger_checkpoint_travels_in_the_manifest(clip: Path, signer: StudioSigner, tmp_path: Path) -> None:
+    note = "avatar-studio/ledger\n42\nq0Zx1f5N3Pu3m7ZfJf0hQJ3Wd6mBq0yJ2o3cYbq8v3E=\n\n\u2014 studio Az3p9w==\n"
+    dst = tmp_path / "with-checkpoint.mp4"
+    sign_mp4(clip, dst, signer=signer, render_id="r-cp", consent_id="c", watermark_payload=9, ledger_checkpoint=note)
+
+    report = read_manifest(dst, trust_anchor_pem=signer.trust_anchor_pem)
+
+    assert (report.status, report.ledger_checkpoint, report.watermark_payload) == ("trusted", note, 9)
+    assert report.to_dict()["ledger_checkpoint"] == note
+
+
+def test_manifest_without_a_checkpoint_reports_none(signed: Path) -> None:
+    assert read_manifest(signed).ledger_checkpoint is None
+
+
+# --- issue 20 item 15: timestamps from the studio's own TSA; manifests outlive the leaf ------
+
+
+def _tsa_post(url: str, body: bytes) -> bytes:
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/timestamp-query"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
+    with opener.open(request, timeout=10) as response:
+        assert response.headers["Content-Type"] == "application/timestamp-reply"
+        return response.read()
+
+
+def test_tsa_certificate_is_under_the_studio_root_with_critical_timestamping_only() -> None:
+    from watermark.certs import create_pki
+
+    pki = create_pki(organization="Test Studio")
+    tsa, ca = x509.load_pem_x509_certificates(pki.tsa_chain_pem)
+    eku = tsa.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+
+    assert ca.public_bytes(serialization.Encoding.PEM) == pki.ca_pem
+    assert eku.critical and list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
+    assert tsa.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+    tsa.verify_directly_issued_by(ca)
+
+
+def test_tsa_refuses_a_certificate_without_the_timestamping_usage() -> None:
+    from watermark.certs import create_pki
+    from watermark.tsa import TimestampAuthority
+
+    pki = create_pki()
+    leaf_only = pki.chain_pem  # the document-signing leaf, not a TSA certificate
+    with pytest.raises(SigningCredentialInvalid, match="timeStamping"):
+        TimestampAuthority.from_pem(leaf_only, pki.tsa_key_pem)
+
+
+def test_tsa_tokens_verify_with_rfc3161_client_against_the_studio_root() -> None:
+    import datetime as dt
+
+    from rfc3161_client import TimestampRequestBuilder, VerifierBuilder, decode_timestamp_response
+    from rfc3161_client.errors import VerificationError
+
+    from watermark.certs import create_pki
+    from watermark.tsa import TSA_POLICY_OID, LoopbackTsa, TimestampAuthority
+
+    pki, stranger = create_pki(), create_pki(organization="Someone Else")
+    message = b"the claim signature bytes"
+    request = TimestampRequestBuilder().data(message).nonce(nonce=True).cert_request(cert_request=True).build()
+    with LoopbackTsa(TimestampAuthority.from_pem(pki.tsa_chain_pem, pki.tsa_key_pem)) as url:
+        response = decode_timestamp_response(_tsa_post(url, request.as_bytes()))
+
+    root = x509.load_pem_x509_certificate(pki.ca_pem)
+    verifier = VerifierBuilder.from_request(request).add_root_certificate(root).build()
+    assert verifier.verify_message(response, message) is True
+    assert response.tst_info.nonce == request.nonce
+    assert response.tst_info.policy.dotted_string == TSA_POLICY_OID
+    assert abs(response.tst_info.gen_time - dt.datetime.now(dt.timezone.utc)) < dt.timedelta(minutes=1)
+
+    with pytest.raises(VerificationError):
+        VerifierBuilder.from_request(request).add_root_certificate(
+            x509.load_pem_x509_certificate(stranger.ca_pem)
+        ).build().verify_message(response, message)
+    with pytest.raises(VerificationError, match="Mismatch"):
+        verifier.verify_message(response, b"another message")
+
+
+def test_tsa_rejects_malformed_requests_and_answers_only_its_own_path() -> None:
+    import urllib.error
+
+    from rfc3161_client import PKIStatus, decode_timestamp_response
+    from asn1crypto import tsp
+
+    from watermark.certs import create_pki
+    from watermark.tsa import LoopbackTsa, TimestampAuthority
+
+    pki = create_pki()
+    short_digest = tsp.TimeStampReq(
+        {"version": "v1", "message_imprint": {"hash_algorithm": {"algorithm": "sha256"}, "hashed_message": b"\x00" * 5}}
+    ).dump()
+    with LoopbackTsa(TimestampAuthority.from_pem(pki.tsa_chain_pem, pki.tsa_key_pem)) as url:
+        for body in (b"not DER at all", short_digest):
+            assert decode_timestamp_response(_tsa_post(url, body)).status == PKIStatus.REJECTION
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            _tsa_post(url.rsplit("/", 1)[0] + "/guess", short_digest)
+    with pytest.raises(urllib.error.URLError):
+        _tsa_post(url, short_digest)  # the server is gone once the signing is over
+
+
+def test_every_manifest_is_timestamped_by_the_studio_tsa(signed: Path, signer: StudioSigner) -> None:
+    report = read_manifest(signed, trust_anchor_pem=signer.trust_anchor_pem)
+    _, _, successes, _ = _c2pa_reader_view(signed, trust_anchor_pem=signer.trust_anchor_pem)
+
+    assert report.timestamped is True and report.signed_at is not None
+    assert {"timeStamp.validated", "timeStamp.trusted"} <= set(successes)
+
+
+def test_load_or_create_writes_the_tsa_key_0600(tmp_path: Path) -> None:
+    signer = StudioSigner.load_or_create(tmp_path / "c2pa")
+    assert stat.S_IMODE((tmp_path / "c2pa" / "tsa-key.pem").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "c2pa").stat().st_mode) == 0o700
+    assert signer.tsa_chain_pem == (tmp_path / "c2pa" / "tsa-chain.pem").read_bytes()
+
+
+def test_a_folder_made_before_the_tsa_still_signs_without_timestamps(clip: Path, tmp_path: Path) -> None:
+    StudioSigner.load_or_create(tmp_path / "c2pa")
+    for name in ("tsa-chain.pem", "tsa-key.pem"):
+        (tmp_path / "c2pa" / name).unlink()
+    legacy = StudioSigner.load_or_create(tmp_path / "c2pa")
+    sign_mp4(clip, tmp_path / "old.mp4", signer=legacy, render_id="r", consent_id="c", watermark_payload=1)
+
+    report = read_manifest(tmp_path / "old.mp4", trust_anchor_pem=legacy.trust_anchor_pem)
+
+    assert legacy.tsa_chain_pem is None
+    assert (report.status, report.timestamped) == ("trusted", False)
+
+
+def test_timestamped_manifest_outlives_its_expired_leaf_and_an_untimestamped_one_does_not(
+    clip: Path, tmp_path: Path
+) -> None:
+    import dataclasses
+    import datetime as dt
+    import time
+
+    from watermark.certs import create_pki
+
+    # The whole PKI (root, signing leaf, TSA certificate) lives two seconds: a timestamp
+    # made while it was valid must keep the manifest trusted after every certificate expired.
+    lifetime = dt.timedelta(seconds=2)
+    pki = create_pki(ca_lifetime=lifetime, leaf_lifetime=lifetime, tsa_lifetime=lifetime)
+    certificates = x509.load_pem_x509_certificates(pki.chain_pem + pki.tsa_chain_pem)
+    pki_expires = max(cert.not_valid_after_utc for cert in certificates)
+    with_tsa = StudioSigner.from_pki(pki)
+    without_tsa = dataclasses.replace(with_tsa, tsa_chain_pem=None, tsa_key_pem=None)
+    stamped, bare = tmp_path / "stamped.mp4", tmp_path / "bare.mp4"
+    for signer, dst in ((with_tsa, stamped), (without_tsa, bare)):
+        sign_mp4(clip, dst, signer=signer, render_id="r-exp", consent_id="c", watermark_payload=3)
+    anchor = with_tsa.trust_anchor_pem
+    assert read_manifest(bare, trust_anchor_pem=anchor).status == "trusted"  # both fine while the leaf lives
+
+    # Wait (at most ~3 s) until all have expired, with a second's margin for whole-second clocks.
+    while dt.datetime.now(dt.timezone.utc) < pki_expires + dt.timedelta(seconds=1):
+        time.sleep(0.2)
+    late_stamped = read_manifest(stamped, trust_anchor_pem=anchor)
+    late_bare = read_manifest(bare, trust_anchor_pem=anchor)
+
+    assert (late_stamped.status, late_stamped.failures, late_stamped.timestamped) == ("trusted", [], True)
+    assert late_bare.status == "invalid"
+    assert any(f.startswith("signingCredential.expired") for f in late_bare.failures)
+
+
+def test_c2pa_refuses_to_sign_when_the_timestamp_authority_cannot_answer(clip: Path, signer: StudioSigner) -> None:
+    """No silent fallback to an untimestamped signature: a TSA that is not there fails the signing."""
+    import io
+    import socket
+
+    import c2pa
+
+    from watermark.provenance import _context, _manifest_definition
+
+    with socket.socket() as probe:  # a loopback port that nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    manifest = _manifest_definition(
+        title="t", mime="video/mp4", render_id="r", consent_id="c", payload=1, ledger_checkpoint=None
+    )
+    url = f"http://127.0.0.1:{port}/"
+    info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ED25519, signer.chain_pem, signer.key_pem, url)
+    with clip.open("rb") as source, c2pa.Signer.from_info(info) as c2pa_signer:
+        with c2pa.Builder(manifest, _context(c2pa, anchor=None)) as builder, pytest.raises(c2pa.C2paError):
+            builder.sign(c2pa_signer, "video/mp4", source, io.BytesIO())
+
+
+def test_an_expired_tsa_certificate_issues_no_token_and_the_signing_is_refused(clip: Path, tmp_path: Path) -> None:
+    import datetime as dt
+
+    from rfc3161_client import PKIStatus, TimestampRequestBuilder, decode_timestamp_response
+
+    from watermark.certs import create_pki
+    from watermark.errors import ProvenanceError
+    from watermark.tsa import TimestampAuthority
+
+    # Made two days ago with a one-day TSA certificate: the signing leaf is still valid, the TSA is not.
+    pki = create_pki(now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2), tsa_lifetime=dt.timedelta(days=1))
+    request = TimestampRequestBuilder().data(b"claim").build().as_bytes()
+    reply = decode_timestamp_response(TimestampAuthority.from_pem(pki.tsa_chain_pem, pki.tsa_key_pem).respond(request))
+    assert reply.status == PKIStatus.REJECTION
+
+    with pytest.raises(ProvenanceError, match="signing the C2PA manifest failed"):
+        sign_mp4(clip, tmp_path / "out.mp4", signer=StudioSigner.from_pki(pki), render_id="r", consent_id="c",
+                 watermark_payload=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_render_signed_before_issue_20_still_reads_its_payload(
+    clip: Path, signer: StudioSigner, tmp_path: Path
+) -> None:
+    """Older outputs carried the payload in a c2pa.soft-binding; audits of them keep working (read, never written)."""
+    import c2pa
+
+    from watermark.provenance import _context, _manifest_definition
+
+    manifest = _manifest_definition(
+        title="old", mime="video/mp4", render_id="r-old", consent_id="c", payload=PAYLOAD, ledger_checkpoint=None
+    )
+    manifest["assertions"][-1] = {
+        "label": "c2pa.soft-binding",
+        "data": {
+            "alg": "org.avatar-studio.watermark.v1",
+            "blocks": [{"scope": {}, "value": list(PAYLOAD.to_bytes(8, "big"))}],
+        },
+    }
+    old = tmp_path / "old.mp4"
+    info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ED25519, signer.chain_pem, signer.key_pem, None)
+    with clip.open("rb") as source, old.open("w+b") as out, c2pa.Signer.from_info(info) as c2pa_signer:
+        with c2pa.Builder(manifest, _context(c2pa, anchor=None)) as builder:
+            builder.sign(c2pa_signer, "video/mp4", source, out)
+
+    report = read_manifest(old, trust_anchor_pem=signer.trust_anchor_pem)
+
+    assert (report.status, report.watermark_payload, report.timestamped) == ("trusted", PAYLOAD, False)
