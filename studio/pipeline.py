@@ -327,6 +327,7 @@ class RenderPipeline:
             status=self.ledger.revocation_status(),
             likeness=None if embedding is None else [float(v) for v in embedding],
             now=self._clock(),
+            max_distance_ceiling=self.config.max_face_distance,
         )
 
     def _produce(self, job: _Job, render_id: str, payload: int, job_dir: Path) -> RenderResult:
