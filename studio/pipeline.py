@@ -336,6 +336,8 @@ class RenderPipeline:
 
         request, verified, animator, photo, info = job.request, job.verified, job.animator, job.photo, job.info
         inputs, timer, report = job.inputs, job.timer, job.report
+        # The log as of this render's start, signed: an auditor holding the receipt detects a rollback.
+        ledger_checkpoint = self.ledger.signed_checkpoint().to_note()
 
         marker = Watermarker(self.watermark_key)
         label = verified.credential.disclosure_required if request.label_ai is None else request.label_ai
@@ -475,6 +477,7 @@ class RenderPipeline:
             # Render ids tried for this request (the earlier ones are failed renders in the
             # ledger); stage_seconds above add up every attempt's stages.
             "attempts": job.attempt,
+            "ledger_checkpoint": ledger_checkpoint,
         }
         self.ledger.render_finished(render_id=render_id, receipt=receipt)
         timer.add("ledger", time.perf_counter() - t0)

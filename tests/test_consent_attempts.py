@@ -82,7 +82,7 @@ def test_each_refused_import_has_its_own_message_and_one_event(
 
 def test_refused_verify_is_logged_and_bounded(studio_home: Path, tmp_path: Path, issuer: Any, capsys: Any) -> None:
     tampered = issue_credential(issuer, credential_id="urn:x:" + "y" * 5000)
-    tampered["credentialSubject"]["subjectName"] = "Someone else"
+    tampered["credentialSubject"]["name"] = "Someone else"
     path = _write(tmp_path / "tampered.json", tampered)
     rc, _, err = _run(capsys, "consent", "verify", str(path), "--purpose", "film", "--project", "Orbit",
                       "--actor", "auditor-1")
