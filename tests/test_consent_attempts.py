@@ -107,3 +107,38 @@ def test_ledger_import_records_refusals_for_every_caller(tmp_path: Path) -> None
         (event,) = ledger.events()
         assert event.kind == "credential.refused" and event.data["submitted_sha256"] == hashlib.sha256(raw).hexdigest()
         assert ledger.list_credentials() == []
+
+
+def test_web_import_refusals_are_logged_with_their_own_message(tmp_path: Path) -> None:
+    """The real Gradio app's import handler (called in-process as a logged-in consent officer)."""
+    import gradio as gr
+
+    from studio.app import build_app
+    from studio.users import Role, create_user
+    from studio_support import small_pipeline
+
+    pipeline = small_pipeline(tmp_path / "home")
+    create_user(pipeline.ledger, "officer", "correct horse battery", Role.CONSENT_OFFICER, actor="admin")
+    issuer = generate_keypair()
+    pipeline.ledger.enroll_issuer(did_key_from_public(issuer.public_key()), name="Eileen", actor="officer")
+    app = build_app(pipeline)
+    (on_import,) = [f.fn for f in app.fns.values() if f.api_name == "import_credential"]
+    request = gr.Request(username="officer")
+
+    tampered = issue_credential(issuer)
+    tampered["credentialSubject"]["uses"]["project"] = "Elsewhere"
+    cases = {"SignatureInvalid": tampered, "UnknownIssuer": issue_credential(generate_keypair())}
+    messages = set()
+    for name, document in cases.items():
+        path = _write(tmp_path / f"{name}.json", document)
+        with pytest.raises(gr.Error) as info:
+            on_import(str(path), None, request)
+        messages.add(str(info.value))
+        refusal = [e for e in pipeline.ledger.events() if e.kind == "credential.refused"][-1]
+        assert refusal.data["error"] == name and refusal.data["action"] == "import"
+        assert refusal.actor == "officer"
+    assert len(messages) == len(cases)
+    path = _write(tmp_path / "good.json", issue_credential(issuer))
+    text, _table = on_import(str(path), None, request)
+    assert "Imported credential" in text
+    assert len([e for e in pipeline.ledger.events() if e.kind == "credential.refused"]) == len(cases)
