@@ -55,6 +55,8 @@ def test_log_verify_since_an_exported_checkpoint_finds_a_rollback(
         _append(ledger, 5)
     rc, out, _ = _run(capsys, "log", "verify", "--since", str(note))
     assert rc == 0 and "extends the checkpoint of size 10" in out
+    held = studio_home / "ledger-checkpoint.txt"  # the data folder's copy: private, atomic
+    assert held.stat().st_mode & 0o777 == 0o600 and held.read_text().split("\n")[1] == "10"
 
     _cut(url, keep)
     rc, out, err = _run(capsys, "log", "verify", "--since", str(note))

@@ -178,3 +178,24 @@ def test_log_verify_names_the_deleted_revocation_row(studio_home: Path, capsys: 
     out, err = capsys.readouterr()
     assert rc == 1 and out == ""
     assert "revocations" in err and credential_id in err and "missing" in err
+
+
+def test_user_changes_through_the_ledger_are_logged_and_verify(ledger: Ledger) -> None:
+    from studio.users import PermissionDenied, Role, UnknownUser, create_user, hash_password, require_role
+
+    create_user(ledger, "olivia", "correct horse battery", Role.OPERATOR, actor="admin")
+    with pytest.raises(PermissionDenied):
+        require_role(ledger, "olivia", Role.ADMIN)
+    ledger.change_user("olivia", role="admin", actor="root")
+    assert require_role(ledger, "olivia", Role.ADMIN).role is Role.ADMIN
+    ledger.change_user("olivia", password_hash=hash_password("another long password"), actor="root")
+    ledger.change_user("olivia", disabled=True, actor="root")
+    with pytest.raises(UnknownUser):
+        require_role(ledger, "olivia", Role.ADMIN)
+    assert [e.kind for e in ledger.events()][-3:] == ["user.changed"] * 3
+    assert ledger.verify().ok
+    _sql(ledger, "UPDATE users SET disabled = :f WHERE username = 'olivia'", f=False)  # re-enable by hand
+    with pytest.raises(LedgerTampered):
+        require_role(ledger, "olivia", Role.ADMIN)
+    report = ledger.verify()
+    assert not report.ok and report.table == "users" and "disabled" in report.summary()
