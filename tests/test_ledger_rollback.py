@@ -145,3 +145,16 @@ def test_a_rewritten_history_below_the_checkpoint_is_found(studio_home: Path, tm
     engine.dispose()
     rc, _, err = _run(capsys, "log", "verify", "--since", str(saved))
     assert rc == 1 and "seq 5" in err and "rewritten" in err
+
+
+def test_a_forged_held_checkpoint_file_fails_verification(studio_home: Path, capsys: Any) -> None:
+    from consent.keys import generate_keypair
+    from studio.ledger import SignedCheckpoint
+
+    with Ledger.from_config(StudioConfig.from_env()) as ledger:
+        _append(ledger, 3)
+        ledger.signed_checkpoint()
+        forged = SignedCheckpoint.sign(generate_keypair(), studio_did=ledger.studio_did, size=1, root_hash="0" * 64)
+    (studio_home / "ledger-checkpoint.txt").write_text(forged.to_note())
+    rc, out, err = _run(capsys, "log", "verify")
+    assert rc == 1 and "verification failed" in err and "signature is invalid" in err

@@ -96,6 +96,8 @@ class ChainReport:
             return f"chain intact: {self.events_checked} events, {self.checkpoints_checked} checkpoints"
         if self.table is not None:
             return f"state table {self.table}, row {self.row_key!r}, disagrees with the log: {self.reason}"
+        if self.first_bad_seq is None:
+            return f"verification failed: {self.reason}"
         return f"chain broken at seq {self.first_bad_seq}: {self.reason}"
 
 
