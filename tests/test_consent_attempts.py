@@ -142,3 +142,32 @@ def test_web_import_refusals_are_logged_with_their_own_message(tmp_path: Path) -
     text, _table = on_import(str(path), None, request)
     assert "Imported credential" in text
     assert len([e for e in pipeline.ledger.events() if e.kind == "credential.refused"]) == len(cases)
+
+
+@pytest.mark.slow
+def test_web_import_with_another_face_as_reference_photo_is_refused(
+    tmp_path: Path, astronaut: Any, grace_hopper: Any
+) -> None:
+    import gradio as gr
+    from PIL import Image
+
+    from studio.app import build_app
+    from studio.users import Role, create_user
+    from studio_support import small_pipeline
+
+    pipeline = small_pipeline(tmp_path / "home")
+    create_user(pipeline.ledger, "officer", "correct horse battery", Role.CONSENT_OFFICER, actor="admin")
+    issuer = generate_keypair()
+    pipeline.ledger.enroll_issuer(did_key_from_public(issuer.public_key()), name="Eileen", actor="officer")
+    (on_import,) = [f.fn for f in build_app(pipeline).fns.values() if f.api_name == "import_credential"]
+    template = [float(v) for v in pipeline.face_analyzer().analyze(astronaut).embedding]
+    path = _write(tmp_path / "consent.json", issue_credential(issuer, face_vector=template))
+    grace = tmp_path / "grace.png"
+    Image.fromarray(grace_hopper).save(grace)
+
+    with pytest.raises(gr.Error) as info:
+        on_import(str(path), str(grace), gr.Request(username="officer"))
+    assert "reference photo" in str(info.value)
+    refusal = [e for e in pipeline.ledger.events() if e.kind == "credential.refused"][-1]
+    assert refusal.data["error"] == "ReferencePhotoMismatch"
+    assert pipeline.ledger.list_credentials() == []
