@@ -7,6 +7,7 @@ below it, down to zero events.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +59,16 @@ def test_log_verify_since_an_exported_checkpoint_finds_a_rollback(
     held = studio_home / "ledger-checkpoint.txt"  # the data folder's copy: private, atomic
     assert held.stat().st_mode & 0o777 == 0o600 and held.read_text().split("\n")[1] == "10"
 
+    receipt = tmp_path / "render.receipt.json"  # a receipt carries its render's checkpoint the same way
+    receipt.write_text(json.dumps({"render_id": "r1", "ledger_checkpoint": note.read_text()}))
+    assert _run(capsys, "log", "verify", "--since", str(receipt))[0] == 0
+
     _cut(url, keep)
     rc, out, err = _run(capsys, "log", "verify", "--since", str(note))
     assert rc == 1 and out == ""
     assert "rolled back" in err and "size 10" in err and "Traceback" not in err
+    rc, out, err = _run(capsys, "log", "verify", "--since", str(receipt))
+    assert rc == 1 and "rolled back" in err
     # The data folder's own copy of the latest checkpoint catches it without --since too.
     rc, out, err = _run(capsys, "log", "verify")
     assert rc == 1 and "rolled back" in err

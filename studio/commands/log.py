@@ -13,19 +13,31 @@ app = typer.Typer(no_args_is_help=True, help="The tamper-evident ledger.")
 
 
 def _read_note(path: Path) -> str:
+    """A checkpoint note, from a note file or from a render receipt's ``ledger_checkpoint``."""
+    import json
+
     try:
         with path.open("r", encoding="utf-8", errors="replace") as fp:
-            return fp.read(8192)
+            text = fp.read(1024 * 1024)
     except FileNotFoundError:
         raise Invalid(f"no such file: {path.name}") from None
     except OSError as exc:
         raise Invalid(f"cannot read {path.name} ({exc.strerror})") from None
+    if text.lstrip().startswith("{"):
+        try:
+            note = json.loads(text).get("ledger_checkpoint")
+        except (ValueError, AttributeError):
+            note = None
+        if not isinstance(note, str):
+            raise Invalid(f"{path.name} is JSON but not a receipt with a ledger_checkpoint")
+        return note
+    return text
 
 
 @app.command("verify")
 def verify(
     since: Optional[Path] = typer.Option(
-        None, "--since", help="A checkpoint note (`log checkpoint --out`, a receipt's): prove the log extends it."
+        None, "--since", help="A checkpoint note (`log checkpoint --out`) or a render receipt: prove the log extends it."
     ),
 ) -> None:
     """Recompute every hash, checkpoint signature and state table; exit 1 naming the first bad row.
