@@ -87,7 +87,8 @@ def add_state(url: str, key: object, *, count: int = 100) -> None:
     """State rows and their events on top of the bulk chain (verify replays and compares them)."""
     with Ledger.open(url, studio_key=key, upgrade=False) as ledger:  # type: ignore[arg-type]
         for i in range(count):
-            ledger.enroll_issuer(did_key_from_public(generate_keypair().public_key()), name=f"issuer {i}", actor="bench")
+            did = did_key_from_public(generate_keypair().public_key())
+            ledger.enroll_issuer(did, name=f"issuer {i}", actor="bench")
             ledger.add_user(f"user{i}", password_hash=f"$argon2id$bench${i}", role="operator", actor="bench")
 
 

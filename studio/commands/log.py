@@ -37,7 +37,9 @@ def _read_note(path: Path) -> str:
 @app.command("verify")
 def verify(
     since: Optional[Path] = typer.Option(
-        None, "--since", help="A checkpoint note (`log checkpoint --out`) or a render receipt: prove the log extends it."
+        None,
+        "--since",
+        help="A checkpoint note (`log checkpoint --out`) or a render receipt: prove the log extends it.",
     ),
 ) -> None:
     """Recompute every hash, checkpoint signature and state table; exit 1 naming the first bad row.

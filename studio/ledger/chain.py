@@ -234,9 +234,8 @@ def _check_held(held: tuple[int, str, str], heads: dict[int, str], head_seq: int
             f"the log was rolled back: it has {head_seq} events but {source} of size {size} signed more (truncated)",
         )
     if size > 0 and heads.get(size) != root:
-        return _Finding(
-            size, f"event at seq {size} is not the one {source} of size {size} signed (history rewritten at or before it)"
-        )
+        reason = f"event at seq {size} is not the one {source} of size {size} signed (history rewritten up to it)"
+        return _Finding(size, reason)
     return None
 
 

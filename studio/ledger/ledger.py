@@ -616,7 +616,8 @@ class Ledger:
             now = self._now()
             revocation = RevocationRow(credential_id=credential_id, reason=reason, revoked_by=actor, revoked_at=now)
             session.add(revocation)
-            self._append(session, "credential.revoked", {"credential_id": credential_id, "reason": reason}, actor, now=now)
+            data = {"credential_id": credential_id, "reason": reason}
+            self._append(session, "credential.revoked", data, actor, now=now)
 
     def revocation_status(self) -> LedgerRevocations:
         """A ``RevocationStatus`` that asks the database on every call."""

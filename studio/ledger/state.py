@@ -110,7 +110,8 @@ def replay(events: Iterable[StateEvent]) -> Expected:
             state.issuers[data["did"]] = IssuerState(seq, when, None, history)
         elif kind == "issuer.withdrawn" and data["did"] in state.issuers:
             old = state.issuers[data["did"]]
-            state.issuers[data["did"]] = replace(old, seq=seq, withdrawn_at=when, history=old.history + ((when, False),))
+            history = old.history + ((when, False),)
+            state.issuers[data["did"]] = replace(old, seq=seq, withdrawn_at=when, history=history)
         elif kind == "credential.imported":
             state.credentials[data["credential_id"]] = CredentialState(seq, data["issuer"], data["document_sha256"])
         elif kind == "credential.revoked":
@@ -159,14 +160,15 @@ def _when(value: datetime | None) -> str:
 def issuer_difference(key: str, row: tuple[Any, ...] | None, expected: IssuerState | None) -> Difference | None:
     """``row`` is (did, enrolled_at, withdrawn_at) as read raw."""
     if expected is None:
-        return None if row is None else Difference("issuers", key, "no issuer.enrolled event explains this row (inserted)", None)
+        if row is None:
+            return None
+        return Difference("issuers", key, "no issuer.enrolled event explains this row (inserted)", None)
     if row is None:
         return Difference("issuers", key, f"row missing, enrolled at seq {expected.seq} (deleted)", expected.seq)
     enrolled_at, withdrawn_at = parse_time(row[1]), parse_time(row[2])
     if _times_differ(enrolled_at, expected.enrolled_at):
-        return Difference(
-            "issuers", key, f"enrolled_at is {_when(enrolled_at)}, the log says {_when(expected.enrolled_at)}", expected.seq
-        )
+        reason = f"enrolled_at is {_when(enrolled_at)}, the log says {_when(expected.enrolled_at)}"
+        return Difference("issuers", key, reason, expected.seq)
     if _times_differ(withdrawn_at, expected.withdrawn_at):
         return Difference(
             "issuers",
@@ -177,7 +179,9 @@ def issuer_difference(key: str, row: tuple[Any, ...] | None, expected: IssuerSta
     return None
 
 
-def credential_difference(key: str, row: tuple[Any, ...] | None, expected: CredentialState | None) -> Difference | None:
+def credential_difference(
+    key: str, row: tuple[Any, ...] | None, expected: CredentialState | None
+) -> Difference | None:
     """``row`` is (credential_id, issuer, document) as read raw."""
     if expected is None:
         if row is None:
@@ -186,15 +190,16 @@ def credential_difference(key: str, row: tuple[Any, ...] | None, expected: Crede
     if row is None:
         return Difference("credentials", key, f"row missing, imported at seq {expected.seq} (deleted)", expected.seq)
     if sha256_text(row[2]) != expected.document_sha256:
-        return Difference(
-            "credentials", key, f"the stored document is not the one imported at seq {expected.seq} (edited)", expected.seq
-        )
+        reason = f"the stored document is not the one imported at seq {expected.seq} (edited)"
+        return Difference("credentials", key, reason, expected.seq)
     if row[1] != expected.issuer:
         return Difference("credentials", key, f"issuer is {row[1]!r}, the log says {expected.issuer!r}", expected.seq)
     return None
 
 
-def revocation_difference(key: str, row: tuple[Any, ...] | None, expected: RevocationState | None) -> Difference | None:
+def revocation_difference(
+    key: str, row: tuple[Any, ...] | None, expected: RevocationState | None
+) -> Difference | None:
     """``row`` is (credential_id, reason, revoked_by) as read raw."""
     if expected is None:
         if row is None:
@@ -203,24 +208,28 @@ def revocation_difference(key: str, row: tuple[Any, ...] | None, expected: Revoc
     if row is None:
         return Difference("revocations", key, f"row missing, revoked at seq {expected.seq} (deleted)", expected.seq)
     if row[1] != expected.reason or row[2] != expected.revoked_by:
-        return Difference("revocations", key, f"reason or revoked_by differ from seq {expected.seq} (edited)", expected.seq)
+        reason = f"reason or revoked_by differ from seq {expected.seq} (edited)"
+        return Difference("revocations", key, reason, expected.seq)
     return None
 
 
 def user_difference(key: str, row: tuple[Any, ...] | None, expected: UserState | None) -> Difference | None:
     """``row`` is (username, password_hash, role, disabled) as read raw."""
     if expected is None:
-        return None if row is None else Difference("users", key, "no user.added event explains this row (inserted)", None)
+        if row is None:
+            return None
+        return Difference("users", key, "no user.added event explains this row (inserted)", None)
     if row is None:
         return Difference("users", key, f"row missing, last changed at seq {expected.seq} (deleted)", expected.seq)
     if row[2] != expected.role:
-        return Difference("users", key, f"role is {row[2]!r}, the log says {expected.role!r} (seq {expected.seq})", expected.seq)
+        reason = f"role is {row[2]!r}, the log says {expected.role!r} (seq {expected.seq})"
+        return Difference("users", key, reason, expected.seq)
     if bool(row[3]) != expected.disabled:
-        return Difference(
-            "users", key, f"disabled is {bool(row[3])}, the log says {expected.disabled} (seq {expected.seq})", expected.seq
-        )
+        reason = f"disabled is {bool(row[3])}, the log says {expected.disabled} (seq {expected.seq})"
+        return Difference("users", key, reason, expected.seq)
     if expected.password_sha256 is not None and sha256_text(row[1]) != expected.password_sha256:
-        return Difference("users", key, f"the password hash is not the one set at seq {expected.seq} (replaced)", expected.seq)
+        reason = f"the password hash is not the one set at seq {expected.seq} (replaced)"
+        return Difference("users", key, reason, expected.seq)
     return None
 
 
