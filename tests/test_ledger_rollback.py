@@ -165,3 +165,15 @@ def test_a_forged_held_checkpoint_file_fails_verification(studio_home: Path, cap
     (studio_home / "ledger-checkpoint.txt").write_text(forged.to_note())
     rc, out, err = _run(capsys, "log", "verify")
     assert rc == 1 and "verification failed" in err and "signature is invalid" in err
+
+
+def test_a_checkpoint_file_that_cannot_be_written_does_not_undo_the_commit(tmp_path: Path, studio_key: Any) -> None:  # noqa: F811
+    blocked = tmp_path / "ledger-checkpoint.txt"
+    blocked.mkdir()  # a folder where the note should go: writing it fails after the commit
+    url = f"sqlite:///{tmp_path / 'l.sqlite3'}"
+    with Ledger.open(url, studio_key=studio_key, checkpoint_every=2, checkpoint_file=blocked) as ledger:
+        _append(ledger, 3)
+        assert ledger.signed_checkpoint().size == 3
+        assert len(ledger.events()) == 3 and ledger.checkpoints()[-1].seq == 3
+        report = ledger.verify()  # but verification says the held note is unreadable
+        assert not report.ok and "cannot be read" in report.summary()

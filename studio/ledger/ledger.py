@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
     from consent.credential import LikenessConsent
     from studio.config import StudioConfig
 
+log = logging.getLogger(__name__)
 _Clock = Callable[[], datetime]
 _DLIB_FACE_CEILING = 0.6  # the loosest face match any studio accepts (dlib's threshold)
 _REFUSAL_ID_CHARS = 200  # a refused credential's id is logged truncated: the log takes no unbounded input
@@ -268,35 +270,44 @@ class Ledger:
         return Checkpoint(seq, head_hash, now, self._did, signature, last)
 
     def _publish(self, head: tuple[int, str]) -> None:
-        """Write the signed note of a committed head to the checkpoint file (atomic, 0600, never shrinking)."""
+        """Write the signed note of a committed head to the checkpoint file (atomic, 0600, never shrinking).
+
+        Runs after the commit, so it never raises: a file that cannot be written is logged (``verify``
+        then simply has an older note to check against), an unreadable one is replaced.
+        """
         if self._checkpoint_file is None:
             return
         note = SignedCheckpoint.sign(self._key, studio_did=self._did, size=head[0], root_hash=head[1])
-        held = self.held_checkpoint()
+        try:
+            held = self.held_checkpoint()
+        except CheckpointInvalid:
+            held = None
         if held is not None and held.studio_did == self._did and held.size > note.size:
             return  # another process published a later head meanwhile
         path = self._checkpoint_file
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fp:
                 fp.write(note.to_note())
                 fp.flush()
                 os.fsync(fp.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise
+            log.warning("could not write the ledger checkpoint file (%s); the database checkpoint stands", exc.strerror)
 
     def held_checkpoint(self) -> SignedCheckpoint | None:
         """The checkpoint note kept in the data folder (None when there is none yet)."""
         if self._checkpoint_file is None:
             return None
         try:
-            with self._checkpoint_file.open("r", encoding="utf-8") as fp:
+            with self._checkpoint_file.open("r", encoding="utf-8", errors="replace") as fp:
                 text = fp.read(8192)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise CheckpointInvalid(f"the checkpoint file cannot be read ({exc.strerror})") from None
         return SignedCheckpoint.from_note(text)
 
     def append(self, kind: str, data: dict[str, Any], *, actor: str) -> Event:
