@@ -177,3 +177,26 @@ def test_a_checkpoint_file_that_cannot_be_written_does_not_undo_the_commit(tmp_p
         assert len(ledger.events()) == 3 and ledger.checkpoints()[-1].seq == 3
         report = ledger.verify()  # but verification says the held note is unreadable
         assert not report.ok and "cannot be read" in report.summary()
+
+
+def test_cutting_a_revocation_off_the_tail_is_a_rollback(studio_home: Path, capsys: Any) -> None:
+    """The revocation event is the newest one: deleting it with its row and checkpoint leaves a valid,
+    shorter log; the checkpoint signed at the revocation and held in the data folder exposes it."""
+    from ledger_support import issue_credential
+
+    from consent.keys import did_key_from_public, generate_keypair
+
+    with Ledger.from_config(StudioConfig.from_env()) as ledger:
+        issuer = generate_keypair()
+        ledger.enroll_issuer(did_key_from_public(issuer.public_key()), name="Eileen", actor="officer")
+        credential = ledger.import_credential(issue_credential(issuer), actor="officer")
+        ledger.revoke(credential.credential_id, reason="withdrawn", actor="officer")
+        revoked_at = ledger.events()[-1].seq
+        url = ledger.engine.url.render_as_string(hide_password=False)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM revocations"))
+    engine.dispose()
+    _cut(url, revoked_at - 1)
+    rc, _, err = _run(capsys, "log", "verify")
+    assert rc == 1 and "rolled back" in err and f"size {revoked_at}" in err

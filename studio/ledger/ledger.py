@@ -248,7 +248,9 @@ class Ledger:
         text = canonical_data(data)
         digest = event_hash(seq, kind, actor, format_time(now), text, prev)
         session.add(EventRow(seq=seq, kind=kind, actor=actor, created_at=now, data=text, prev_hash=prev, hash=digest))
-        if seq % self._checkpoint_every == 0:
+        # State changes (revocations, withdrawals, roles...) are signed at once, so the held note
+        # pins them: cutting such an event off the tail is then a detectable rollback.
+        if seq % self._checkpoint_every == 0 or kind in STATE_KINDS:
             self._add_checkpoint(session, seq, digest, now)
         return Event(seq, kind, actor, now, data, prev, digest)
 
