@@ -111,3 +111,11 @@ class LikenessMismatch(ConsentError):
 
 class LikenessNotChecked(ConsentError):
     """No face embedding was given although the likeness check is required."""
+
+
+class FaceThresholdAboveCeiling(ConsentError):
+    """The credential's faceTemplate.maxDistance is looser than the studio's face-match ceiling."""
+
+
+class ReferencePhotoMismatch(ConsentError):
+    """At import: the reference photo's face is not the face the credential's template describes."""

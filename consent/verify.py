@@ -5,7 +5,8 @@ demand one, so no motion can be rendered without a positive decision. The checks
 fixed order and the first failure raises its own ``ConsentError`` leaf:
 
 1. parse (strict I-JSON, every field shape-checked)
-2. proof: eddsa-jcs-2022 signature, made by the issuer's own did:key
+2. proof: eddsa-jcs-2022 signature, made by the issuer's own did:key;
+   faceTemplate.maxDistance within the verifier's ceiling (the studio sets it, not the credential)
 3. issuer trusted (enrolled and not withdrawn) at ``now``
 4. credential not revoked
 5. validFrom <= now < validUntil
@@ -38,6 +39,7 @@ from typing import Any, Protocol
 from consent.credential import FACE_VECTOR_SIZE, LikenessConsent
 from consent.errors import (
     ConsentExpired,
+    FaceThresholdAboveCeiling,
     ConsentNotYetValid,
     ConsentRevoked,
     DurationExceeded,
@@ -46,19 +48,23 @@ from consent.errors import (
     MediaNotCovered,
     ProjectNotCovered,
     PurposeNotCovered,
+    ReferencePhotoMismatch,
     UnknownIssuer,
     VerificationMethodMismatch,
 )
 from consent.proof import parse_json, verify_proof
 
 __all__ = [
+    "DEFAULT_MAX_DISTANCE_CEILING",
     "ConsentRequest",
     "IssuerTrust",
     "RevocationList",
     "RevocationStatus",
     "TrustList",
     "VerifiedConsent",
+    "check_face_ceiling",
     "check_policy",
+    "check_reference_face",
     "verify_consent",
 ]
 
@@ -212,6 +218,41 @@ def likeness_distance(credential: LikenessConsent, likeness: Sequence[float]) ->
     return math.dist(values, credential.face_vector)
 
 
+DEFAULT_MAX_DISTANCE_CEILING = 0.6
+"""dlib's ResNet face model: two photos of one person lie within 0.6 (its published threshold)."""
+
+
+def _ceiling(value: float) -> float:
+    ceiling = float(value)
+    if not math.isfinite(ceiling) or not 0 < ceiling <= DEFAULT_MAX_DISTANCE_CEILING:
+        raise ValueError(f"a face-match ceiling lies in (0, {DEFAULT_MAX_DISTANCE_CEILING}]; stricter only")
+    return ceiling
+
+
+def check_face_ceiling(credential: LikenessConsent, ceiling: float = DEFAULT_MAX_DISTANCE_CEILING) -> None:
+    """Refuse a credential whose own match threshold is looser than the verifier's ceiling."""
+    limit = _ceiling(ceiling)
+    if credential.max_distance > limit:
+        raise FaceThresholdAboveCeiling(
+            f"the credential's face-match threshold (maxDistance {credential.max_distance:g}) is above this "
+            f"studio's ceiling of {limit:g}, so any face could pass it"
+        )
+
+
+def check_reference_face(
+    credential: LikenessConsent, embedding: Sequence[float], ceiling: float = DEFAULT_MAX_DISTANCE_CEILING
+) -> float:
+    """The template must belong to the pictured face: distance <= the stricter of both thresholds."""
+    limit = min(_ceiling(ceiling), credential.max_distance)
+    distance = likeness_distance(credential, embedding)
+    if distance > limit:
+        raise ReferencePhotoMismatch(
+            f"the reference photo's face does not match the credential's face template "
+            f"(distance {distance:.3f} > {limit:g}); the template must describe the pictured face"
+        )
+    return distance
+
+
 # --- the decision ----------------------------------------------------------------------------
 
 
@@ -224,19 +265,24 @@ def verify_consent(
     likeness: Sequence[float] | None,
     now: datetime,
     require_likeness: bool = True,
+    max_distance_ceiling: float = DEFAULT_MAX_DISTANCE_CEILING,
 ) -> VerifiedConsent:
     """Decide whether ``request`` is covered by ``credential`` at ``now``; raise the first failure.
 
     ``likeness`` is the 128-d embedding of the face in the photo being animated. With
     ``require_likeness=False`` a missing embedding is allowed and the result says so
     (``likeness_distance is None``); a given embedding is always checked.
+    ``max_distance_ceiling`` is the verifier's policy: a credential whose ``maxDistance`` is
+    looser is refused whatever face is shown (it may only be set stricter than dlib's 0.6).
     """
     if not isinstance(now, datetime) or now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime")
+    ceiling = _ceiling(max_distance_ceiling)
     parsed = _parse(credential)
     proof = verify_proof(parsed.document)
     if proof.controller != parsed.issuer:
         raise VerificationMethodMismatch("the consent was not signed with the issuer's key")
+    check_face_ceiling(parsed, ceiling)
     if not trust.is_trusted(parsed.issuer, now=now):
         raise UnknownIssuer("the consent's issuer is not enrolled with this studio")
     if status.is_revoked(parsed.credential_id):

@@ -230,15 +230,22 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
         return f"Enrolled issuer **{name}** (`{did.strip()}`)."
 
     def on_import(cred_file: str | None, ref_photo: str | None, request: gr.Request):
-        from consent.proof import parse_json
+        from consent.proof import MAX_DOCUMENT_BYTES
         from studio import media
 
         try:
             user = require_role(ledger, request.username, Role.CONSENT_OFFICER)
             if not cred_file:
                 raise gr.Error("Choose a credential file (JSON).")
-            document = parse_json(Path(cred_file).read_bytes())
-            credential = ledger.import_credential(document, actor=user.username)
+            with open(cred_file, "rb") as fp:
+                submitted = fp.read(MAX_DOCUMENT_BYTES + 1)  # the ledger refuses (and logs) anything larger
+            embedding = None
+            if ref_photo:  # the credential's face template must describe the pictured face
+                face = pipeline.face_analyzer().analyze(media.read_image(Path(ref_photo)))
+                embedding = None if face.embedding is None else [float(v) for v in face.embedding]
+                if embedding is None:
+                    raise gr.Error("No face embedding could be computed for the reference photo.")
+            credential = ledger.import_credential(submitted, actor=user.username, reference_embedding=embedding)
             note = ""
             if ref_photo:
                 digest = "sha256:" + media.sha256_file(ref_photo)

@@ -6,7 +6,32 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from studio.errors import StudioError
+
 _DEFAULT_HOME = Path.home() / ".avatar-studio"
+
+
+DLIB_FACE_CEILING = 0.6  # dlib's published same-person threshold: the loosest face match the studio accepts
+
+
+class ConfigError(StudioError):
+    """An environment variable holds a value the studio refuses to run with."""
+
+
+def _face_ceiling(text: str | None) -> float:
+    """STUDIO_MAX_FACE_DISTANCE: may only make the face match stricter than dlib's 0.6."""
+    if text is None or not text.strip():
+        return DLIB_FACE_CEILING
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= DLIB_FACE_CEILING:  # also refuses nan
+        raise ConfigError(
+            f"STUDIO_MAX_FACE_DISTANCE must be a number above 0 and at most {DLIB_FACE_CEILING} "
+            f"(it can only make face matching stricter), got {text[:40]!r}"
+        )
+    return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,6 +48,7 @@ class StudioConfig:
     key_passphrase: str | None = None
     keep_uploads_seconds: int = 600  # uploads are deleted this long after their last use (0: at once)
     max_concurrent_renders: int = 1
+    max_face_distance: float = DLIB_FACE_CEILING  # the studio's ceiling on a credential's maxDistance
     host: str = "127.0.0.1"
     port: int = 7860
     extra: dict[str, str] = field(default_factory=dict)
@@ -39,6 +65,7 @@ class StudioConfig:
             key_passphrase=env.get("STUDIO_KEY_PASSPHRASE") or None,
             keep_uploads_seconds=int(env.get("STUDIO_KEEP_UPLOADS_SECONDS", "600")),
             max_concurrent_renders=int(env.get("STUDIO_MAX_CONCURRENT_RENDERS", "1")),
+            max_face_distance=_face_ceiling(env.get("STUDIO_MAX_FACE_DISTANCE")),
             host=env.get("STUDIO_HOST", "127.0.0.1"),
             port=int(env.get("STUDIO_PORT", "7860")),
         )

@@ -97,7 +97,9 @@ def ensure_demo(config: StudioConfig, pipeline) -> DemoMaterial:  # noqa: ANN001
     credential_path = folder / "astronaut-consent.json"
     credential_path.write_text(json.dumps(document, indent=2))
     ledger.enroll_issuer(did, name="Demo subject (astronaut)", actor="demo-setup")
-    credential = ledger.import_credential(document, actor="demo-setup")
+    credential = ledger.import_credential(
+        document, actor="demo-setup", reference_embedding=[float(v) for v in embedding]
+    )
 
     logins: dict[str, str] = {}
     existing = {u.username for u in ledger.list_users()}

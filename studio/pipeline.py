@@ -327,6 +327,7 @@ class RenderPipeline:
             status=self.ledger.revocation_status(),
             likeness=None if embedding is None else [float(v) for v in embedding],
             now=self._clock(),
+            max_distance_ceiling=self.config.max_face_distance,
         )
 
     def _produce(self, job: _Job, render_id: str, payload: int, job_dir: Path) -> RenderResult:
@@ -335,6 +336,8 @@ class RenderPipeline:
 
         request, verified, animator, photo, info = job.request, job.verified, job.animator, job.photo, job.info
         inputs, timer, report = job.inputs, job.timer, job.report
+        # The log as of this render's start, signed: an auditor holding the receipt detects a rollback.
+        ledger_checkpoint = self.ledger.signed_checkpoint().to_note()
 
         marker = Watermarker(self.watermark_key)
         label = verified.credential.disclosure_required if request.label_ai is None else request.label_ai
@@ -474,6 +477,7 @@ class RenderPipeline:
             # Render ids tried for this request (the earlier ones are failed renders in the
             # ledger); stage_seconds above add up every attempt's stages.
             "attempts": job.attempt,
+            "ledger_checkpoint": ledger_checkpoint,
         }
         self.ledger.render_finished(render_id=render_id, receipt=receipt)
         timer.add("ledger", time.perf_counter() - t0)

@@ -67,6 +67,9 @@ def test_import_revoke_and_verify_consent_against_the_ledger(ledger: Ledger) -> 
     did = did_key_from_public(issuer.public_key())
     request = ConsentRequest(purpose="film", project="Orbit", duration_seconds=10)
 
+    with pytest.raises(UnknownIssuer):  # an issuer nobody enrolled cannot bring consent in (logged)
+        ledger.import_credential(document, actor="officer")
+    ledger.enroll_issuer(did, name="Eileen M. Collins", actor="officer")
     credential = ledger.import_credential(document, actor="officer")
     assert ledger.get_credential(credential.credential_id).document == document
     with pytest.raises(DuplicateCredential):
@@ -82,9 +85,6 @@ def test_import_revoke_and_verify_consent_against_the_ledger(ledger: Ledger) -> 
             now=datetime.now(timezone.utc),
         )
 
-    with pytest.raises(UnknownIssuer):
-        decide()
-    ledger.enroll_issuer(did, name="Eileen M. Collins", actor="officer")
     assert decide().credential.credential_id == credential.credential_id
 
     ledger.revoke(credential.credential_id, reason="subject withdrew consent", actor="officer")
@@ -100,7 +100,9 @@ def test_import_revoke_and_verify_consent_against_the_ledger(ledger: Ledger) -> 
 
     (summary,) = ledger.list_credentials()
     assert summary.revoked and summary.subject_name == "Eileen M. Collins" and summary.project == "Orbit"
-    assert _kinds(ledger) == ["credential.imported", "issuer.enrolled", "credential.revoked"]
+    assert _kinds(ledger) == [
+        "credential.refused", "issuer.enrolled", "credential.imported", "credential.refused", "credential.revoked"
+    ]
     assert ledger.verify().ok
 
 
@@ -109,7 +111,8 @@ def test_import_refuses_a_tampered_credential(ledger: Ledger) -> None:
     document["credentialSubject"]["uses"]["maxDurationSeconds"] = 6000
     with pytest.raises(SignatureInvalid):
         ledger.import_credential(document, actor="officer")
-    assert ledger.list_credentials() == [] and ledger.events() == []
+    assert ledger.list_credentials() == []
+    assert [(e.kind, e.data["error"]) for e in ledger.events()] == [("credential.refused", "SignatureInvalid")]
 
 
 def test_render_lifecycle(ledger: Ledger) -> None:
@@ -169,7 +172,7 @@ def test_users_and_logins(ledger: Ledger) -> None:
         ("user.added", None), ("user.login", False), ("user.login", True), ("user.login", False)
     ]  # fmt: skip
     assert all("password_hash" not in e.data for e in events)
-    assert [c.seq for c in ledger.checkpoints()] == [4]
+    assert [c.seq for c in ledger.checkpoints()] == [1, 4]  # user.added is signed at once, then every 4th
 
 
 def test_a_failing_event_leaves_no_domain_row(ledger: Ledger) -> None:

@@ -30,22 +30,31 @@ def _ledger() -> Ledger:
     return Ledger.from_config(get_config())
 
 
-def _read_credential(path: Path) -> dict[str, Any]:
-    """Read and strictly parse a credential file, refusing anything over 1 MiB before reading it."""
+def _read_bytes(path: Path) -> bytes:
+    """A credential file's bytes, refusing anything over 1 MiB before reading it."""
     from consent.errors import CredentialTooLarge
-    from consent.proof import parse_json
 
     try:
         size = path.stat().st_size
         if size > _MAX_CREDENTIAL_BYTES:
             raise CredentialTooLarge(f"the credential file is {size} bytes; a credential is at most 1 MiB")
         with path.open("rb") as fp:
-            raw = fp.read(_MAX_CREDENTIAL_BYTES + 1)
+            return fp.read(_MAX_CREDENTIAL_BYTES + 1)
     except FileNotFoundError:
         raise Invalid(f"no such file: {path.name}") from None
     except OSError as exc:
         raise Invalid(f"cannot read {path.name} ({exc.strerror})") from None
-    return parse_json(raw, max_bytes=_MAX_CREDENTIAL_BYTES)
+
+
+def _read_logged(ledger: Ledger, path: Path, *, action: str, actor: str) -> bytes:
+    """``_read_bytes``, logging an oversized file as a refused attempt."""
+    from consent.errors import CredentialTooLarge
+
+    try:
+        return _read_bytes(path)
+    except CredentialTooLarge as exc:
+        ledger.record_credential_refused(action=action, error=exc, submitted=None, actor=actor)
+        raise
 
 
 def _parse_time(text: str | None) -> datetime:
@@ -79,12 +88,25 @@ def withdraw(did: Annotated[str, typer.Argument(help="An enrolled did:key.")], a
 
 
 @app.command("import")
-def import_(file: CredentialFile, actor: ActorOption = "cli") -> None:
-    """Check a credential's proof and store it in the ledger."""
-    document = _read_credential(file)
+def import_(
+    file: CredentialFile,
+    actor: ActorOption = "cli",
+    photo: Annotated[
+        Optional[Path],
+        typer.Option("--photo", help="The reference photo: its face must match the credential's face template."),
+    ] = None,
+) -> None:
+    """Check a credential (proof, enrolled issuer, face ceiling) and store it; refusals are logged."""
+    from consent.verify import likeness_distance
+
+    embedding = _embedding(photo) if photo is not None else None
     with _ledger() as ledger:
-        credential = ledger.import_credential(document, actor=actor)
+        raw = _read_logged(ledger, file, action="import", actor=actor)
+        credential = ledger.import_credential(raw, actor=actor, reference_embedding=embedding)
     echo(f"imported {credential.credential_id} ({credential.project}, issuer {credential.issuer})")
+    if embedding is not None:
+        distance = likeness_distance(credential, embedding)
+        echo(f"the reference photo matches the credential's face template (distance {distance:.3f})")
 
 
 @app.command("verify")
@@ -97,16 +119,23 @@ def verify(
     photo: Annotated[
         Optional[Path], typer.Option("--photo", help="Compare this photo's face with the consent's template.")
     ] = None,
+    actor: ActorOption = "cli",
 ) -> None:
-    """Would this credential allow this render? Checks enrolment and revocation in this data folder."""
+    """Would this credential allow this render? Checks enrolment and revocation in this data folder.
+
+    A refusal is logged in the ledger (`credential.refused`, action verify) in bounded form.
+    """
     from consent.errors import ConsentError
+    from consent.proof import parse_json
     from consent.verify import ConsentRequest, verify_consent
 
-    document = _read_credential(file)
     now = _parse_time(at)
     likeness = _embedding(photo) if photo is not None else None
     with _ledger() as ledger:
+        raw = _read_logged(ledger, file, action="verify", actor=actor)
+        document: Any = None
         try:
+            document = parse_json(raw, max_bytes=_MAX_CREDENTIAL_BYTES)
             verified = verify_consent(
                 document,
                 request=ConsentRequest(purpose=purpose, project=project, duration_seconds=duration),
@@ -115,8 +144,10 @@ def verify(
                 likeness=likeness,
                 now=now,
                 require_likeness=False,
+                max_distance_ceiling=ledger.face_ceiling,
             )
         except ConsentError as exc:
+            ledger.record_credential_refused(action="verify", error=exc, submitted=raw, document=document, actor=actor)
             raise Invalid(exc.user_message()) from None
     echo(f"consent valid: {verified.credential.credential_id} covers {purpose} / {project} for {duration:g} s")
     if verified.likeness_distance is None:

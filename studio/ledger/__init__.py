@@ -10,6 +10,7 @@
 
 from studio.ledger.chain import ChainReport, Checkpoint, Event
 from studio.ledger.errors import (
+    CheckpointInvalid,
     CredentialAlreadyRevoked,
     DuplicateCredential,
     DuplicateUser,
@@ -19,17 +20,20 @@ from studio.ledger.errors import (
     LedgerEmpty,
     LedgerError,
     LedgerNotMigrated,
+    LedgerTampered,
     LedgerUnavailable,
     UnknownCredential,
     UnknownRender,
     UnknownUser,
 )
 from studio.ledger.ledger import Ledger
+from studio.ledger.notes import SignedCheckpoint
 from studio.ledger.records import CredentialSummary, IssuerRecord, RenderRecord, UserRecord
 
 __all__ = [
     "ChainReport",
     "Checkpoint",
+    "CheckpointInvalid",
     "CredentialAlreadyRevoked",
     "CredentialSummary",
     "DuplicateCredential",
@@ -43,8 +47,10 @@ __all__ = [
     "LedgerEmpty",
     "LedgerError",
     "LedgerNotMigrated",
+    "LedgerTampered",
     "LedgerUnavailable",
     "RenderRecord",
+    "SignedCheckpoint",
     "UnknownCredential",
     "UnknownRender",
     "UnknownUser",

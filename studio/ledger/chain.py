@@ -88,10 +88,16 @@ class ChainReport:
     reason: str | None = None
     head_seq: int = 0
     unprotected_tail: int = 0
+    table: str | None = None  # a state table whose row disagrees with the events (the chain itself is intact)
+    row_key: str | None = None  # that row's primary key
 
     def summary(self) -> str:
         if self.ok:
             return f"chain intact: {self.events_checked} events, {self.checkpoints_checked} checkpoints"
+        if self.table is not None:
+            return f"state table {self.table}, row {self.row_key!r}, disagrees with the log: {self.reason}"
+        if self.first_bad_seq is None:
+            return f"verification failed: {self.reason}"
         return f"chain broken at seq {self.first_bad_seq}: {self.reason}"
 
 
@@ -219,16 +225,40 @@ def _check_checkpoint(
     return None
 
 
+def _check_held(held: tuple[int, str, str], heads: dict[int, str], head_seq: int) -> _Finding | None:
+    """A head signed outside the database (size, root hash, where it came from) must still be in the log."""
+    size, root, source = held
+    if size > head_seq:
+        return _Finding(
+            head_seq + 1,
+            f"the log was rolled back: it has {head_seq} events but {source} of size {size} signed more (truncated)",
+        )
+    if size > 0 and heads.get(size) != root:
+        reason = f"event at seq {size} is not the one {source} of size {size} signed (history rewritten up to it)"
+        return _Finding(size, reason)
+    return None
+
+
 def verify_chain(
     events: Iterable[EventTuple],
     checkpoints: list[CheckpointTuple],
     *,
     studio_key: Ed25519PublicKey,
     studio_did: str,
+    held: tuple[int, str, str] | None = None,
 ) -> ChainReport:
-    """Recompute every hash and link, check every checkpoint; report the first bad seq."""
+    """Recompute every hash and link, check every checkpoint; report the first bad seq.
+
+    ``held`` is (size, root hash, a name for it) of a checkpoint kept outside the database whose
+    signature the caller has checked: the log must extend it (``SignedCheckpoint``).
+    """
     ordered = sorted(checkpoints, key=lambda c: (c[1], c[0]))
-    checked, head_seq, heads, event_finding = _walk_events(events, {c[1] for c in ordered})
+    watch = {c[1] for c in ordered} | ({held[0]} if held else set())
+    checked, head_seq, heads, event_finding = _walk_events(events, watch)
+    if held is not None:
+        held_finding = _check_held(held, heads, head_seq)
+        if held_finding is not None and (event_finding is None or held_finding.seq < event_finding.seq):
+            event_finding = held_finding
     finding, previous_good, previous_signature = event_finding, 0, ""
     checked_checkpoints = 0
     for row in ordered:

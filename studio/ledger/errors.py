@@ -64,3 +64,17 @@ class UnknownUser(LedgerError):
 
 class LedgerEmpty(LedgerError):
     """There is nothing to checkpoint yet."""
+
+
+class LedgerTampered(LedgerError):
+    """A state row disagrees with the chained events that should explain it; the decision is refused.
+
+    ``avatar-studio log verify`` names the row.
+    """
+
+    def user_message(self) -> str:
+        return f"{self} The ledger's state was edited outside the studio; run `avatar-studio log verify`."
+
+
+class CheckpointInvalid(LedgerError):
+    """A checkpoint note is malformed, or not signed by this studio's key."""

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import uuid
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +41,7 @@ from studio.ledger.chain import (
     verify_chain,
 )
 from studio.ledger.errors import (
+    CheckpointInvalid,
     CredentialAlreadyRevoked,
     DuplicateCredential,
     DuplicateUser,
@@ -46,9 +49,13 @@ from studio.ledger.errors import (
     IssuerNotEnrolled,
     LedgerEmpty,
     LedgerNotMigrated,
+    LedgerTampered,
     UnknownCredential,
     UnknownRender,
+    UnknownUser,
 )
+from studio.ledger.notes import SignedCheckpoint
+from studio.ledger.state import STATE_KINDS, USER_KINDS, first_difference, replay, user_difference
 from studio.ledger.records import (
     CredentialSummary,
     IssuerRecord,
@@ -56,6 +63,7 @@ from studio.ledger.records import (
     LedgerTrust,
     RenderRecord,
     UserRecord,
+    state_events,
 )
 from studio.ledger.tables import (
     CheckpointRow,
@@ -75,7 +83,10 @@ if TYPE_CHECKING:
     from consent.credential import LikenessConsent
     from studio.config import StudioConfig
 
+log = logging.getLogger(__name__)
 _Clock = Callable[[], datetime]
+_DLIB_FACE_CEILING = 0.6  # the loosest face match any studio accepts (dlib's threshold)
+_REFUSAL_ID_CHARS = 200  # a refused credential's id is logged truncated: the log takes no unbounded input
 
 
 def _utcnow() -> datetime:
@@ -100,16 +111,30 @@ class Ledger:
     Build it with :meth:`open` (any SQLAlchemy URL) or :meth:`from_config`.
     """
 
-    def __init__(self, *, engine: Engine, studio_key: Ed25519PrivateKey, checkpoint_every: int, clock: _Clock) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        studio_key: Ed25519PrivateKey,
+        checkpoint_every: int,
+        clock: _Clock,
+        face_ceiling: float = _DLIB_FACE_CEILING,
+        checkpoint_file: Path | None = None,
+    ) -> None:
         from consent.keys import did_key_from_public
 
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
+        if not 0 < face_ceiling <= _DLIB_FACE_CEILING:
+            raise ValueError(f"face_ceiling lies in (0, {_DLIB_FACE_CEILING}]: it can only be made stricter")
         self._engine = engine
         self._key = studio_key
         self._did = did_key_from_public(studio_key.public_key())
         self._checkpoint_every = checkpoint_every
         self._clock = clock
+        self._face_ceiling = face_ceiling
+        # The latest signed checkpoint, kept outside the database: `verify` proves the log extends it.
+        self._checkpoint_file = checkpoint_file
 
     # --- construction -------------------------------------------------------------------
 
@@ -123,8 +148,14 @@ class Ledger:
         upgrade: bool = True,
         busy_timeout: float = 10.0,
         clock: _Clock = _utcnow,
+        face_ceiling: float = _DLIB_FACE_CEILING,
+        checkpoint_file: Path | None = None,
     ) -> "Ledger":
-        """Connect, migrate (unless ``upgrade=False``, which demands an up-to-date schema)."""
+        """Connect, migrate (unless ``upgrade=False``, which demands an up-to-date schema).
+
+        ``face_ceiling`` is the studio's limit on a credential's ``maxDistance`` at import;
+        ``checkpoint_file`` keeps the latest signed checkpoint note outside the database.
+        """
         if not upgrade and _missing_sqlite_file(url):
             raise LedgerNotMigrated("no ledger database exists yet.")
         engine = database.create_ledger_engine(url, busy_timeout=busy_timeout)
@@ -136,7 +167,14 @@ class Ledger:
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine=engine, studio_key=studio_key, checkpoint_every=checkpoint_every, clock=clock)
+        return cls(
+            engine=engine,
+            studio_key=studio_key,
+            checkpoint_every=checkpoint_every,
+            clock=clock,
+            face_ceiling=face_ceiling,
+            checkpoint_file=checkpoint_file,
+        )
 
     @classmethod
     def from_config(cls, config: StudioConfig, *, upgrade: bool = True) -> "Ledger":
@@ -144,7 +182,13 @@ class Ledger:
         from studio.identity import load_or_create_studio_key
 
         config.home.mkdir(parents=True, exist_ok=True)
-        return cls.open(config.sqlalchemy_url, studio_key=load_or_create_studio_key(config), upgrade=upgrade)
+        return cls.open(
+            config.sqlalchemy_url,
+            studio_key=load_or_create_studio_key(config),
+            upgrade=upgrade,
+            face_ceiling=config.max_face_distance,
+            checkpoint_file=config.home / CHECKPOINT_FILE_NAME,
+        )
 
     @staticmethod
     def upgrade(url: str) -> bool:
@@ -172,6 +216,10 @@ class Ledger:
     def engine(self) -> Engine:
         return self._engine
 
+    @property
+    def face_ceiling(self) -> float:
+        return self._face_ceiling
+
     # --- the chain ----------------------------------------------------------------------
 
     def _now(self) -> datetime:
@@ -180,19 +228,29 @@ class Ledger:
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
-        """One write transaction holding the append lock; domain rows and events commit together."""
+        """One write transaction holding the append lock; domain rows and events commit together.
+
+        A checkpoint signed inside it is published to the checkpoint file only after the commit.
+        """
         with database.write(self._engine) as connection, Session(bind=connection) as session:
             yield session
             session.flush()
+            signed = session.info.get("checkpoint")
+        if signed is not None:
+            self._publish(signed)
 
-    def _append(self, session: Session, kind: str, data: dict[str, Any], actor: str) -> Event:
+    def _append(
+        self, session: Session, kind: str, data: dict[str, Any], actor: str, *, now: datetime | None = None
+    ) -> Event:
         head = session.execute(select(EventRow.seq, EventRow.hash).order_by(EventRow.seq.desc()).limit(1)).first()
         seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
-        now = self._now()
+        now = now or self._now()
         text = canonical_data(data)
         digest = event_hash(seq, kind, actor, format_time(now), text, prev)
         session.add(EventRow(seq=seq, kind=kind, actor=actor, created_at=now, data=text, prev_hash=prev, hash=digest))
-        if seq % self._checkpoint_every == 0:
+        # State changes (revocations, withdrawals, roles...) are signed at once, so the held note
+        # pins them: cutting such an event off the tail is then a detectable rollback.
+        if seq % self._checkpoint_every == 0 or kind in STATE_KINDS:
             self._add_checkpoint(session, seq, digest, now)
         return Event(seq, kind, actor, now, data, prev, digest)
 
@@ -210,7 +268,49 @@ class Ledger:
             prev_signature=last,
         )
         session.add(row)
+        session.info["checkpoint"] = (seq, head_hash)
         return Checkpoint(seq, head_hash, now, self._did, signature, last)
+
+    def _publish(self, head: tuple[int, str]) -> None:
+        """Write the signed note of a committed head to the checkpoint file (atomic, 0600, never shrinking).
+
+        Runs after the commit, so it never raises: a file that cannot be written is logged (``verify``
+        then simply has an older note to check against), an unreadable one is replaced.
+        """
+        if self._checkpoint_file is None:
+            return
+        note = SignedCheckpoint.sign(self._key, studio_did=self._did, size=head[0], root_hash=head[1])
+        try:
+            held = self.held_checkpoint()
+        except CheckpointInvalid:
+            held = None
+        if held is not None and held.studio_did == self._did and held.size > note.size:
+            return  # another process published a later head meanwhile
+        path = self._checkpoint_file
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fp:
+                fp.write(note.to_note())
+                fp.flush()
+                os.fsync(fp.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            log.warning("could not write the ledger checkpoint file (%s); the database checkpoint stands", exc.strerror)
+
+    def held_checkpoint(self) -> SignedCheckpoint | None:
+        """The checkpoint note kept in the data folder (None when there is none yet)."""
+        if self._checkpoint_file is None:
+            return None
+        try:
+            with self._checkpoint_file.open("r", encoding="utf-8", errors="replace") as fp:
+                text = fp.read(8192)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CheckpointInvalid(f"the checkpoint file cannot be read ({exc.strerror})") from None
+        return SignedCheckpoint.from_note(text)
 
     def append(self, kind: str, data: dict[str, Any], *, actor: str) -> Event:
         """Append one event (low level: domain methods below also update their tables)."""
@@ -225,8 +325,31 @@ class Ledger:
                 raise LedgerEmpty("the ledger has no events to checkpoint yet")
             return self._add_checkpoint(session, head.seq, head.hash, self._now())
 
+    def signed_checkpoint(self) -> SignedCheckpoint:
+        """Sign the head now as a checkpoint note (C2SP tlog-checkpoint style) that can leave the database.
+
+        Also stores a checkpoint row for that head (unless the newest one already signs it) and
+        publishes the note to the checkpoint file, so the head is pinned in three places.
+        """
+        with self._transaction() as session:
+            head = session.execute(select(EventRow.seq, EventRow.hash).order_by(EventRow.seq.desc()).limit(1)).first()
+            if head is None:
+                return SignedCheckpoint.sign(self._key, studio_did=self._did, size=0, root_hash=GENESIS_HASH)
+            last = session.scalar(select(CheckpointRow.seq).order_by(CheckpointRow.id.desc()).limit(1))
+            if last != head.seq:
+                self._add_checkpoint(session, head.seq, head.hash, self._now())
+            else:
+                session.info["checkpoint"] = (head.seq, head.hash)
+        return SignedCheckpoint.sign(self._key, studio_did=self._did, size=head.seq, root_hash=head.hash)
+
+    def verify_extends(self, checkpoint: SignedCheckpoint) -> ChainReport:
+        """Prove the current log extends ``checkpoint``: its event at ``size`` has that root hash and
+        the chain verifies through it. Raises ``CheckpointInvalid`` for a note this studio did not sign."""
+        checkpoint.verify(self._key.public_key(), studio_did=self._did)
+        return self._verify(since=(checkpoint.size, checkpoint.root_hash, "the checkpoint"))
+
     @contextmanager
-    def _snapshot(self) -> Iterator[tuple[list[tuple[Any, ...]], Generator[tuple[Any, ...], None, None]]]:
+    def _snapshot(self) -> Iterator[tuple[list[tuple[Any, ...]], Generator[tuple[Any, ...], None, None], Any, bool]]:
         """Checkpoints and a stream of events from one consistent snapshot, read raw and untyped.
 
         Raw DB-API rows: SQLite's stored timestamp text is checked byte for byte, unreadable
@@ -248,19 +371,53 @@ class Ledger:
                 checkpoints.sort(key=lambda c: (c[1], c[0]))
                 rows = _stream(raw, _select(_SELECT_EVENTS, postgres=postgres), postgres=postgres)
                 try:
-                    yield checkpoints, rows
+                    yield checkpoints, rows, raw, postgres
                 finally:
                     rows.close()
 
     def verify(self) -> ChainReport:
-        """Recompute every hash, link and checkpoint signature from one consistent snapshot."""
-        with self._snapshot() as (checkpoints, rows):
-            return verify_chain(
-                rows,  # type: ignore[arg-type]
+        """Recompute every hash, link and checkpoint signature from one consistent snapshot; check that
+        the log extends the checkpoint held in the data folder; replay the state-changing events and
+        compare every state table with them (the first row that disagrees is named)."""
+        held = None
+        try:
+            note = self.held_checkpoint()
+        except CheckpointInvalid as exc:
+            return ChainReport(False, 0, 0, None, f"the held checkpoint file is unreadable: {exc}")
+        if note is not None:
+            try:
+                note.verify(self._key.public_key(), studio_did=self._did)
+            except CheckpointInvalid as exc:
+                return ChainReport(False, 0, 0, None, f"the held checkpoint file: {exc}")
+            held = (note.size, note.root_hash, f"the checkpoint held in {CHECKPOINT_FILE_NAME}")
+        return self._verify(since=held)
+
+    def _verify(self, *, since: tuple[int, str, str] | None) -> ChainReport:
+        with self._snapshot() as (checkpoints, rows, raw, postgres):
+            tapped: list[tuple[Any, ...]] = []
+            report = verify_chain(
+                _tap(rows, tapped),  # type: ignore[arg-type]
                 checkpoints,  # type: ignore[arg-type]
                 studio_key=self._key.public_key(),
                 studio_did=self._did,
+                held=since,
             )
+            if not report.ok:
+                return report
+            tables = {name: _fetch(raw, sql, postgres=postgres) for name, sql in _STATE_SELECTS.items()}
+        difference = first_difference(replay((r[0], r[1], r[2], r[3], r[4]) for r in tapped), tables)
+        if difference is None:
+            return report
+        return ChainReport(
+            False,
+            report.events_checked,
+            report.checkpoints_checked,
+            difference.seq,
+            difference.reason,
+            head_seq=report.head_seq,
+            table=difference.table,
+            row_key=difference.key,
+        )
 
     def export_jsonl(self, fp: IO[str]) -> int:
         """Write every event, then every checkpoint, as JSON lines; returns the number of lines.
@@ -270,7 +427,7 @@ class Ledger:
         ``studio.ledger.chain`` alone.
         """
         count = 0
-        with self._snapshot() as (checkpoints, rows):
+        with self._snapshot() as (checkpoints, rows, _raw, _postgres):
             for seq, kind, actor, created_at, data, prev_hash, digest in rows:
                 line = {
                     "type": "event",
@@ -325,7 +482,7 @@ class Ledger:
             else:
                 row.name, row.enrolled_at, row.withdrawn_at = name, now, None
             # The name stays out of the append-only log: it is personal data that may have to be erased.
-            self._append(session, "issuer.enrolled", {"did": did}, actor)
+            self._append(session, "issuer.enrolled", {"did": did}, actor, now=now)
 
     def withdraw_issuer(self, did: str, *, actor: str) -> None:
         """Stop trusting ``did``: credentials it issued no longer verify for new renders."""
@@ -333,8 +490,8 @@ class Ledger:
             row = session.get(IssuerRow, did)
             if row is None or row.withdrawn_at is not None:
                 raise IssuerNotEnrolled("this issuer is not enrolled")
-            row.withdrawn_at = self._now()
-            self._append(session, "issuer.withdrawn", {"did": did}, actor)
+            row.withdrawn_at = now = self._now()
+            self._append(session, "issuer.withdrawn", {"did": did}, actor, now=now)
 
     def list_issuers(self) -> list[IssuerRecord]:
         with database.translate_errors(), Session(self._engine) as session:
@@ -347,45 +504,100 @@ class Ledger:
 
     # --- credentials and revocation -----------------------------------------------------
 
-    def import_credential(self, document: dict[str, Any], *, actor: str) -> LikenessConsent:
-        """Parse strictly, check the proof, store the exact document; refuses duplicates."""
-        from consent.credential import LikenessConsent
-        from consent.errors import VerificationMethodMismatch
-        from consent.proof import verify_proof
+    def import_credential(
+        self,
+        submitted: Mapping[str, Any] | bytes | str,
+        *,
+        actor: str,
+        reference_embedding: Sequence[float] | None = None,
+    ) -> LikenessConsent:
+        """Check and store a credential; every refusal is logged as a ``credential.refused`` event.
 
-        credential = LikenessConsent.from_document(document)
-        if verify_proof(document).controller != credential.issuer:
-            raise VerificationMethodMismatch("the consent was not signed with the issuer's key")
-        text = canonical_data(document)
-        with self._transaction() as session:
-            if session.get(CredentialRow, credential.credential_id) is not None:
-                raise DuplicateCredential("a credential with this id was already imported")
-            session.add(
-                CredentialRow(
-                    credential_id=credential.credential_id,
-                    issuer=credential.issuer,
-                    subject_name=credential.subject_name,
-                    project=credential.project,
-                    document=text,
-                    imported_at=self._now(),
-                    imported_by=actor,
+        ``submitted`` is the document as received (bytes or text, parsed strictly here) or already
+        parsed. Checks, in order: well-formed (``MalformedCredential`` and its leaves), proof by the
+        issuer's own key (``SignatureInvalid``, ``VerificationMethodMismatch``...), issuer enrolled now
+        (``UnknownIssuer``), ``maxDistance`` within the studio's ceiling (``FaceThresholdAboveCeiling``),
+        the reference photo's face embedding, when given, within both thresholds of the template
+        (``ReferencePhotoMismatch``), not imported before (``DuplicateCredential``).
+        """
+        from consent.credential import LikenessConsent
+        from consent.errors import ConsentError, UnknownIssuer, VerificationMethodMismatch
+        from consent.proof import parse_json, verify_proof
+        from consent.verify import check_face_ceiling, check_reference_face
+
+        raw = _submitted_bytes(submitted)
+        document: Any = None
+        try:
+            document = parse_json(raw) if isinstance(submitted, (bytes, str)) else submitted
+            credential = LikenessConsent.from_document(document)
+            if verify_proof(credential.document).controller != credential.issuer:
+                raise VerificationMethodMismatch("the consent was not signed with the issuer's key")
+            if not self.trust().is_trusted(credential.issuer, now=self._now()):
+                raise UnknownIssuer(
+                    "the credential's issuer is not enrolled with this studio; a consent officer enrols its key first"
                 )
-            )
-            data = {
-                "credential_id": credential.credential_id,
-                "issuer": credential.issuer,
-                "document_sha256": _sha256_text(text),
-            }
-            self._append(session, "credential.imported", data, actor)
+            check_face_ceiling(credential, self._face_ceiling)
+            if reference_embedding is not None:
+                check_reference_face(credential, reference_embedding, self._face_ceiling)
+            text = canonical_data(credential.document)
+            with self._transaction() as session:
+                if session.get(CredentialRow, credential.credential_id) is not None:
+                    raise DuplicateCredential("a credential with this id was already imported")
+                session.add(
+                    CredentialRow(
+                        credential_id=credential.credential_id,
+                        issuer=credential.issuer,
+                        subject_name=credential.subject_name,
+                        project=credential.project,
+                        document=text,
+                        imported_at=self._now(),
+                        imported_by=actor,
+                    )
+                )
+                data = {
+                    "credential_id": credential.credential_id,
+                    "issuer": credential.issuer,
+                    "document_sha256": _sha256_text(text),
+                }
+                self._append(session, "credential.imported", data, actor)
+        except (ConsentError, DuplicateCredential) as exc:
+            self.record_credential_refused(action="import", error=exc, submitted=raw, document=document, actor=actor)
+            raise
         return credential
 
+    def record_credential_refused(
+        self,
+        *,
+        action: str,
+        error: BaseException,
+        submitted: bytes | None,
+        actor: str,
+        document: Any = None,
+    ) -> Event:
+        """Log a refused credential (at import or verify) in bounded form: the error class, the id
+        (truncated) when the document has one, and the SHA-256 and size of the submitted bytes."""
+        candidate = document.get("id") if isinstance(document, Mapping) else None
+        data = {
+            "action": action[:20],
+            "error": type(error).__name__,
+            "credential_id": candidate[:_REFUSAL_ID_CHARS] if isinstance(candidate, str) else None,
+            "submitted_sha256": hashlib.sha256(submitted).hexdigest() if submitted is not None else None,
+            "submitted_bytes": len(submitted) if submitted is not None else None,
+        }
+        return self.append("credential.refused", data, actor=actor[:200])
+
     def get_credential(self, credential_id: str) -> LikenessConsent:
+        """The stored document, after checking it is the one whose import the log recorded."""
         from consent.credential import LikenessConsent
 
         with database.translate_errors(), Session(self._engine) as session:
             row = session.get(CredentialRow, credential_id)
             if row is None:
                 raise UnknownCredential("no credential with this id was imported")
+            imports = [json.loads(e[4]) for e in state_events(session, ("credential.imported",))]
+            recorded = [d["document_sha256"] for d in imports if d.get("credential_id") == credential_id]
+            if not recorded or recorded[-1] != _sha256_text(row.document):
+                raise LedgerTampered("the stored credential is not the one whose import the ledger recorded")
             return LikenessConsent.from_document(json.loads(row.document))
 
     def list_credentials(self) -> list[CredentialSummary]:
@@ -414,9 +626,11 @@ class Ledger:
                 raise UnknownCredential("no credential with this id was imported")
             if session.get(RevocationRow, credential_id) is not None:
                 raise CredentialAlreadyRevoked("this credential is already revoked")
-            revocation = RevocationRow(credential_id=credential_id, reason=reason, revoked_by=actor, revoked_at=self._now())
+            now = self._now()
+            revocation = RevocationRow(credential_id=credential_id, reason=reason, revoked_by=actor, revoked_at=now)
             session.add(revocation)
-            self._append(session, "credential.revoked", {"credential_id": credential_id, "reason": reason}, actor)
+            data = {"credential_id": credential_id, "reason": reason}
+            self._append(session, "credential.revoked", data, actor, now=now)
 
     def revocation_status(self) -> LedgerRevocations:
         """A ``RevocationStatus`` that asks the database on every call."""
@@ -549,12 +763,49 @@ class Ledger:
                 username=username, password_hash=password_hash, role=role, created_at=self._now(), disabled=False
             )
             session.add(user)
-            self._append(session, "user.added", {"username": username, "role": role}, actor)
+            data = {"username": username, "role": role, "password_sha256": _sha256_text(password_hash)}
+            self._append(session, "user.added", data, actor)
+
+    def change_user(
+        self,
+        username: str,
+        *,
+        actor: str,
+        role: str | None = None,
+        disabled: bool | None = None,
+        password_hash: str | None = None,
+    ) -> None:
+        """Change a user's role, disabled flag or password hash; the change is a ``user.changed`` event."""
+        with self._transaction() as session:
+            row = session.get(UserRow, username)
+            if row is None:
+                raise UnknownUser("no user with this name exists")
+            data: dict[str, Any] = {"username": username}
+            if role is not None:
+                row.role = data["role"] = role
+            if disabled is not None:
+                row.disabled = data["disabled"] = bool(disabled)
+            if password_hash is not None:
+                row.password_hash = password_hash
+                data["password_sha256"] = _sha256_text(password_hash)
+            self._append(session, "user.changed", data, actor)
 
     def get_user(self, username: str) -> UserRecord | None:
+        """The user's row, after checking its role, disabled flag and password hash against the log.
+
+        Raises ``LedgerTampered`` when they disagree (a row edited or inserted by hand), so no role
+        check or login can rest on a row the log does not explain.
+        """
         with database.translate_errors(), Session(self._engine) as session:
             row = session.get(UserRow, username)
-            return UserRecord.from_row(row) if row is not None else None
+            if row is None:
+                return None
+            events = [e for e in state_events(session, USER_KINDS) if json.loads(e[4]).get("username") == username]
+            expected = replay(events).users.get(username)
+            stored = (row.username, row.password_hash, row.role, row.disabled)
+            if user_difference(username, stored, expected) is not None:
+                raise LedgerTampered("this account's stored role, status or password is not what the ledger recorded")
+            return UserRecord.from_row(row)
 
     def list_users(self) -> list[UserRecord]:
         with database.translate_errors(), Session(self._engine) as session:
@@ -579,6 +830,41 @@ def _select(template: str, *, postgres: bool) -> str:
     return template.format(time=_PG_TIME if postgres else "created_at")
 
 
+CHECKPOINT_FILE_NAME = "ledger-checkpoint.txt"
+
+
+def _pg_time(column: str) -> str:
+    return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+
+
+# The state tables as ``state.first_difference`` compares them (key first), read raw in the snapshot.
+_STATE_SELECTS = {
+    "issuers": "SELECT did, {enrolled_at}, {withdrawn_at} FROM issuers",
+    "credentials": "SELECT credential_id, issuer, document FROM credentials",
+    "revocations": "SELECT credential_id, reason, revoked_by FROM revocations",
+    "users": "SELECT username, password_hash, role, disabled FROM users",
+}
+
+
+def _fetch(raw: Any, template: str, *, postgres: bool) -> list[tuple[Any, ...]]:
+    names = {c: _pg_time(c) if postgres else c for c in ("enrolled_at", "withdrawn_at")}
+    cursor = raw.cursor()
+    try:
+        cursor.execute(template.format(**names))
+        return [tuple(row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def _tap(rows: Iterator[tuple[Any, ...]], sink: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """Pass event rows through, keeping the state-changing ones (only those get their JSON parsed)."""
+    kinds = STATE_KINDS
+    for row in rows:
+        if row[1] in kinds:
+            sink.append(row)
+        yield row
+
+
 def _stream(raw: Any, sql: str, *, postgres: bool) -> Generator[tuple[Any, ...], None, None]:
     """Rows of ``sql`` in batches (a server-side cursor on PostgreSQL keeps memory flat)."""
     cursor = raw.cursor(name="ledger_verify") if postgres else raw.cursor()
@@ -588,6 +874,18 @@ def _stream(raw: Any, sql: str, *, postgres: bool) -> Generator[tuple[Any, ...],
             yield from batch
     finally:
         cursor.close()
+
+
+def _submitted_bytes(submitted: Mapping[str, Any] | bytes | str) -> bytes:
+    """The bytes a refusal's digest covers: as received, or the canonical JSON of a parsed document."""
+    if isinstance(submitted, bytes):
+        return submitted
+    if isinstance(submitted, str):
+        return submitted.encode("utf-8", "surrogatepass")
+    try:
+        return canonical_data(dict(submitted)).encode("utf-8")
+    except (TypeError, ValueError):
+        return repr(submitted).encode("utf-8", "replace")[: 1024 * 1024]
 
 
 def _missing_sqlite_file(url: str) -> bool:

@@ -11,7 +11,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from studio.ledger.database import translate_errors
-from studio.ledger.tables import IssuerRow, RenderRow, RevocationRow, UserRow, as_utc, as_utc_or_none
+from studio.ledger.state import ISSUER_KINDS, replay, trusted_at
+from studio.ledger.tables import EventRow, IssuerRow, RenderRow, RevocationRow, UserRow, as_utc, as_utc_or_none
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,23 @@ class UserRecord:
         )
 
 
+def state_events(session: Session, kinds: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """The chained events of these kinds, in log order, as ``state.replay`` takes them (by the kind index)."""
+    query = (
+        select(EventRow.seq, EventRow.kind, EventRow.actor, EventRow.created_at, EventRow.data)
+        .where(EventRow.kind.in_(kinds))
+        .order_by(EventRow.seq)
+    )
+    return [tuple(row) for row in session.execute(query)]
+
+
 class LedgerTrust:
-    """``consent.verify.IssuerTrust`` backed by the issuers table, queried on every call.
+    """``consent.verify.IssuerTrust`` backed by the ledger, queried on every call.
 
     An issuer is trusted at ``now`` when it was enrolled at or before ``now`` and not
-    withdrawn at or before ``now``: a withdrawal takes effect for every later render.
+    withdrawn at or before ``now``: a withdrawal takes effect for every later render. Both the
+    issuers row and the chained enrolment events must say so (fail closed: an edited or deleted
+    row cannot restore trust; ``log verify`` names it).
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -111,11 +124,18 @@ class LedgerTrust:
             row = session.get(IssuerRow, did)
             if row is None or as_utc(row.enrolled_at) > now:
                 return False
-            return row.withdrawn_at is None or now < as_utc(row.withdrawn_at)
+            if row.withdrawn_at is not None and now >= as_utc(row.withdrawn_at):
+                return False
+            events = [e for e in state_events(session, ISSUER_KINDS) if json.loads(e[4]).get("did") == did]
+            return trusted_at(replay(events).issuers.get(did), now)
 
 
 class LedgerRevocations:
-    """``consent.verify.RevocationStatus`` backed by the revocations table, queried on every call."""
+    """``consent.verify.RevocationStatus`` backed by the ledger, queried on every call.
+
+    Revoked when the revocations row or a chained ``credential.revoked`` event says so (fail
+    closed: deleting the row does not bring a credential back).
+    """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -123,4 +143,7 @@ class LedgerRevocations:
     def is_revoked(self, credential_id: str) -> bool:
         with translate_errors(), Session(self._engine) as session:
             query = select(RevocationRow.credential_id).where(RevocationRow.credential_id == credential_id)
-            return session.scalar(query) is not None
+            if session.scalar(query) is not None:
+                return True
+            revoked = state_events(session, ("credential.revoked",))
+            return any(json.loads(event[4]).get("credential_id") == credential_id for event in revoked)
