@@ -13,6 +13,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,8 @@ def _delete_if_unused(path: str, release: int) -> None:
 def build_app(pipeline: RenderPipeline) -> gr.Blocks:
     ledger = pipeline.ledger
     config = pipeline.config
+    exports = config.exports_dir  # owner-only; swept with the uploads (see _Sweeper)
+    exports.mkdir(mode=0o700, exist_ok=True)
 
     # ------------------------------------------------------------------ helpers
     def credential_choices() -> list[tuple[str, str]]:
@@ -150,6 +153,18 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
             )
         except USER_FACING as exc:
             raise _fail(exc) from None
+
+    def on_photo_preview(photo_file: str | None, request: gr.Request):
+        from studio.media.image import read_preview
+
+        if not photo_file:
+            return None
+        try:
+            require_role(ledger, request.username, Role.OPERATOR)
+            return read_preview(photo_file)
+        except USER_FACING as exc:
+            gr.Warning(exc.user_message())  # the render refuses it (and logs that); here only a hint
+            return None
 
     def on_render(
         credential_id: str | None,
@@ -318,7 +333,7 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
     def on_export_ledger(request: gr.Request):
         try:
             require_role(ledger, request.username, Role.AUDITOR)
-            out = Path(tempfile.mkdtemp(prefix="ledger-export-")) / "ledger.jsonl"
+            out = Path(tempfile.mkdtemp(prefix="ledger-export-", dir=exports)) / "ledger.jsonl"
             with out.open("w") as fp:
                 ledger.export_jsonl(fp)
         except USER_FACING as exc:
@@ -356,7 +371,11 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
                     )
                     refresh = gr.Button("Refresh credentials", size="sm", elem_id="refresh-credentials")
                     cred_info = gr.Markdown("_No credential selected._", elem_id="credential-info")
-                    photo = gr.Image(label="Photo of the consenting person", type="filepath", sources=["upload"], elem_id="photo")
+                    # A file, not gr.Image: Gradio would decode (and re-encode) the upload before any
+                    # size limit applied; the pipeline reads it, header first, and hashes these bytes.
+                    photo = gr.File(label="Photo of the consenting person", file_types=["image"], type="filepath",
+                                    elem_id="photo")
+                    photo_preview = gr.Image(label="Preview", interactive=False, height=180, elem_id="photo-preview")
                     use_reference = gr.Checkbox(label="Use the credential's reference photo", value=False)
                     driving = gr.Video(label="Driving video", sources=["upload"], elem_id="driving")
                 with gr.Column():
@@ -428,6 +447,7 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
         demo.load(on_load, None, [who, tab_render, tab_consent, tab_audit, tab_users], api_name=False)
         demo.load(on_refresh_credentials, None, credential, api_name=False)
         refresh.click(on_refresh_credentials, None, credential, api_name="credentials")
+        photo.change(on_photo_preview, photo, photo_preview, api_name=False)
         credential.change(on_pick_credential, credential, [cred_info, purpose, project, label_ai], api_name="credential_info")
         render_btn.click(
             on_render,
@@ -448,7 +468,56 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
         users_btn.click(on_list_users, None, users, api_name="list_users")
         add_btn.click(on_add_user, [new_name, new_role, new_pw], [add_out, users], api_name="add_user")
     demo.queue(default_concurrency_limit=4, max_size=64)
+    _Sweeper(demo, exports, keep_seconds=config.keep_uploads_seconds).start()
     return demo
+
+
+class _Sweeper(threading.Thread):
+    """Deletes what the server keeps of users' files once older than the keep time: uploads
+    nobody has claimed (see ``_claim_upload``), Gradio's copies of served outputs and
+    previews, and ledger exports. Gradio's own ``delete_cache`` only runs hourly and knows
+    nothing of renders still reading an upload."""
+
+    def __init__(self, demo: gr.Blocks, exports: Path, *, keep_seconds: int) -> None:
+        super().__init__(name="upload-sweeper", daemon=True)
+        self._demo = demo
+        self._exports = exports
+        # keep 0 deletes uploads at once after use; one never used goes after a minute
+        self._age = keep_seconds if keep_seconds > 0 else 60
+        self._every = min(60.0, max(0.5, self._age / 2))
+
+    def run(self) -> None:
+        while True:
+            time.sleep(self._every)
+            try:
+                self.sweep()
+            except Exception:  # noqa: BLE001 - a sweep that fails is retried next round
+                log.exception("sweeping old uploads failed")
+
+    def sweep(self) -> None:
+        cutoff = time.time() - self._age
+        for file_set in list(self._demo.temp_file_sets):
+            for name in list(file_set):
+                with _UPLOADS_LOCK:
+                    if _UPLOADS_IN_USE[name] > 0:
+                        continue
+                    if _older_than(Path(name), cutoff):
+                        Path(name).unlink(missing_ok=True)
+                        file_set.discard(name)
+        # Gradio's multipart parser leaves its temporary file behind when an upload is cut off
+        for leftover in Path(gr.utils.get_upload_folder()).glob("tmp*"):
+            if leftover.is_file() and _older_than(leftover, cutoff):
+                leftover.unlink(missing_ok=True)
+        for export in self._exports.glob("*/*"):
+            if _older_than(export, cutoff):
+                shutil.rmtree(export.parent, ignore_errors=True)
+
+
+def _older_than(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime < cutoff
+    except FileNotFoundError:
+        return False
 
 
 def launch(demo: gr.Blocks, pipeline: RenderPipeline, *, host: str, port: int, block: bool = True) -> Any:
@@ -458,6 +527,9 @@ def launch(demo: gr.Blocks, pipeline: RenderPipeline, *, host: str, port: int, b
         return authenticate(pipeline.ledger, username, password) is not None
 
     return demo.launch(
+        # Outputs and exports only (not the data folder with its keys and ledger): Gradio serves
+        # nothing outside its cache, the working directory and these paths.
+        allowed_paths=[str(pipeline.config.outputs_dir), str(pipeline.config.exports_dir)],
         server_name=host,
         server_port=port,
         auth=check,

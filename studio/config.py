@@ -51,12 +51,29 @@ class StudioConfig:
         return f"sqlite:///{self.home / 'ledger.sqlite3'}"
 
     @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite ledger file, or None when ``database_url`` names another database."""
+        if self.database_url:
+            from sqlalchemy.engine import make_url
+
+            url = make_url(self.database_url)
+            if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+                return None
+            return Path(url.database)
+        return self.home / "ledger.sqlite3"
+
+    @property
     def keys_dir(self) -> Path:
         return self.home / "keys"
 
     @property
     def outputs_dir(self) -> Path:
         return self.home / "outputs"
+
+    @property
+    def exports_dir(self) -> Path:
+        """Ledger exports made for download in the web app (deleted after the keep time)."""
+        return self.home / "exports"
 
     @property
     def uploads_dir(self) -> Path:

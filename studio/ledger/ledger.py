@@ -141,9 +141,9 @@ class Ledger:
     @classmethod
     def from_config(cls, config: StudioConfig, *, upgrade: bool = True) -> "Ledger":
         """The ledger of a data folder, signed with that folder's studio key."""
-        from studio.identity import load_or_create_studio_key
+        from studio.identity import load_or_create_studio_key, secure_home
 
-        config.home.mkdir(parents=True, exist_ok=True)
+        secure_home(config, create_database=upgrade)  # owner-only folders, 0600 database
         return cls.open(config.sqlalchemy_url, studio_key=load_or_create_studio_key(config), upgrade=upgrade)
 
     @staticmethod
