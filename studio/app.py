@@ -25,7 +25,7 @@ from models.animate import AnimationOptions
 from models.errors import MotionError
 from studio.errors import USER_FACING
 from studio.pipeline import RenderPipeline, RenderRequest
-from studio.users import Role, authenticate, create_user, new_password, require_role
+from studio.users import Role, create_user, new_password, require_role
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +341,20 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
         return str(out)
 
     def users_table() -> list[list[str]]:
-        return [[u.username, u.role, "disabled" if getattr(u, "disabled", False) else "active"] for u in ledger.list_users()]
+        locked = ledger.locked_users()
+        return [
+            [u.username, u.role, "disabled" if u.disabled else "locked" if u.username in locked else "active"]
+            for u in ledger.list_users()
+        ]
+
+    def on_unlock_user(username: str, request: gr.Request):
+        try:
+            admin = require_role(ledger, request.username, Role.ADMIN)
+            unlocked = ledger.unlock_user(username.strip(), actor=admin.username)
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+        message = f"Unlocked **{username.strip()}**." if unlocked else f"**{username.strip()}** was not locked."
+        return message, users_table()
 
     def on_list_users(request: gr.Request):
         try:
@@ -443,6 +456,10 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
                 new_pw = gr.Textbox(label="Password (empty: generate)", type="password")
                 add_btn = gr.Button("Add user")
             add_out = gr.Markdown()
+            with gr.Row():
+                unlock_name = gr.Textbox(label="Locked account (after repeated failed logins)", elem_id="unlock-name")
+                unlock_btn = gr.Button("Unlock", elem_id="unlock-btn")
+            unlock_out = gr.Markdown(elem_id="unlock-out")
 
         demo.load(on_load, None, [who, tab_render, tab_consent, tab_audit, tab_users], api_name=False)
         demo.load(on_refresh_credentials, None, credential, api_name=False)
@@ -467,6 +484,7 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
         export_btn.click(on_export_ledger, None, export_file, api_name="export_ledger")
         users_btn.click(on_list_users, None, users, api_name="list_users")
         add_btn.click(on_add_user, [new_name, new_role, new_pw], [add_out, users], api_name="add_user")
+        unlock_btn.click(on_unlock_user, unlock_name, [unlock_out, users], api_name="unlock_user")
     demo.queue(default_concurrency_limit=4, max_size=64)
     _Sweeper(demo, exports, keep_seconds=config.keep_uploads_seconds).start()
     return demo
@@ -521,19 +539,25 @@ def _older_than(path: Path, cutoff: float) -> bool:
 
 
 def launch(demo: gr.Blocks, pipeline: RenderPipeline, *, host: str, port: int, block: bool = True) -> Any:
-    """Start the server with login required; every login attempt is logged in the ledger."""
+    """Start the server with login required; logins go through a ``LoginGuard`` (throttled,
+    locked after repeated failures, hashed off the event loop, failures logged as counts)."""
+    from starlette.middleware import Middleware
 
-    def check(username: str, password: str) -> bool:
-        return authenticate(pipeline.ledger, username, password) is not None
+    from studio.login import LoginGate, LoginGuard
 
+    guard = LoginGuard.from_config(pipeline.ledger, pipeline.config)
     return demo.launch(
         # Outputs and exports only (not the data folder with its keys and ledger): Gradio serves
         # nothing outside its cache, the working directory and these paths.
         allowed_paths=[str(pipeline.config.outputs_dir), str(pipeline.config.exports_dir)],
         server_name=host,
         server_port=port,
-        auth=check,
-        auth_message="Avatar Studio — log in with your studio account.",
+        auth=guard.auth,
+        auth_message=(
+            "Avatar Studio — log in with your studio account. Repeated failures make you wait longer; "
+            f"after {pipeline.config.login_lockout_failures} the account is locked until an admin unlocks it."
+        ),
+        app_kwargs={"middleware": [Middleware(LoginGate, guard=guard)]},
         share=False,
         ssr_mode=False,
         footer_links=["api"],

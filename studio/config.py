@@ -23,6 +23,9 @@ class StudioConfig:
     key_passphrase: str | None = None
     keep_uploads_seconds: int = 600  # uploads are deleted this long after their last use (0: at once)
     max_concurrent_renders: int = 1
+    login_lockout_failures: int = 10  # failed logins that lock an account until an admin unlocks it
+    login_delay_seconds: float = 1.0  # first wait after repeated failures; doubles with each further one
+    login_log_window_seconds: float = 300.0  # failed logins are logged as counts per window this long
     host: str = "127.0.0.1"
     port: int = 7860
     extra: dict[str, str] = field(default_factory=dict)
@@ -39,6 +42,9 @@ class StudioConfig:
             key_passphrase=env.get("STUDIO_KEY_PASSPHRASE") or None,
             keep_uploads_seconds=int(env.get("STUDIO_KEEP_UPLOADS_SECONDS", "600")),
             max_concurrent_renders=int(env.get("STUDIO_MAX_CONCURRENT_RENDERS", "1")),
+            login_lockout_failures=int(env.get("STUDIO_LOGIN_LOCKOUT_FAILURES", "10")),
+            login_delay_seconds=float(env.get("STUDIO_LOGIN_DELAY_SECONDS", "1.0")),
+            login_log_window_seconds=float(env.get("STUDIO_LOGIN_LOG_WINDOW_SECONDS", "300")),
             host=env.get("STUDIO_HOST", "127.0.0.1"),
             port=int(env.get("STUDIO_PORT", "7860")),
         )
