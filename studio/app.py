@@ -8,6 +8,7 @@ the only places that turn user-facing errors into messages.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import shutil
@@ -546,6 +547,7 @@ def launch(demo: gr.Blocks, pipeline: RenderPipeline, *, host: str, port: int, b
     from studio.login import LoginGate, LoginGuard
 
     guard = LoginGuard.from_config(pipeline.ledger, pipeline.config)
+    atexit.register(guard.flush)  # the open window's failed logins, at shutdown
     return demo.launch(
         # Outputs and exports only (not the data folder with its keys and ledger): Gradio serves
         # nothing outside its cache, the working directory and these paths.

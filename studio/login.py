@@ -225,7 +225,9 @@ class LoginGuard:
         """Apply lock and unlock events written since the last look (by any process)."""
         last, changes = self._ledger.login_lock_changes(self._seen_seq)
         with self._lock:
-            self._seen_seq = max(self._seen_seq, last)
+            if last <= self._seen_seq:
+                return  # another thread applied a read at least as new (applying this could undo it)
+            self._seen_seq = last
             for name, locked in changes.items():
                 if locked:
                     self._locked.add(name)
