@@ -197,13 +197,15 @@ def test_password_checks_do_not_stall_other_requests(server):
 def test_long_names_are_refused_cleanly_on_postgresql(postgres_url, tmp_path):
     from ledger_support import create_pg_database, drop_pg_database
     from studio.login import LoginGuard
-    from studio.users import InvalidUsername, create_user
+    from studio.users import InvalidUsername, authenticate, create_user
 
     url, name = create_pg_database(postgres_url)
     try:
         pipeline = small_pipeline(tmp_path / "pg-home", database_url=url)
         guard = LoginGuard(pipeline.ledger, delay_seconds=0)
         for long_name in ("n" * 65, "n" * 300, "n" * 100_000):
+            with pytest.raises(InvalidUsername):  # before: psycopg's StringDataRightTruncation
+                authenticate(pipeline.ledger, long_name, "a password")
             with pytest.raises(InvalidUsername):
                 guard.precheck(long_name, "198.51.100.1")
             with pytest.raises(InvalidUsername):
