@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -98,6 +99,7 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
     config = pipeline.config
     exports = config.exports_dir  # owner-only; swept with the uploads (see _Sweeper)
     exports.mkdir(mode=0o700, exist_ok=True)
+    _make_private(Path(gr.utils.get_upload_folder()))  # uploads and copies of outputs: faces
 
     # ------------------------------------------------------------------ helpers
     def credential_choices() -> list[tuple[str, str]]:
@@ -530,6 +532,15 @@ class _Sweeper(threading.Thread):
         for export in self._exports.glob("*/*"):
             if _older_than(export, cutoff):
                 shutil.rmtree(export.parent, ignore_errors=True)
+
+
+def _make_private(folder: Path) -> None:
+    """Create ``folder`` owner-only, or narrow it to 0700 if this user owns it (Gradio makes
+    its cache, by default in the shared temp folder, 0755 with copies of outputs 0644 inside)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        os.chmod(folder, 0o700)
 
 
 def _older_than(path: Path, cutoff: float) -> bool:

@@ -117,13 +117,14 @@ def test_a_web_render_reaches_the_user_from_a_data_folder_anywhere(served, tmp_p
 
 
 def test_private_files_are_private_after_a_fresh_serve(served, tmp_path):
-    url, home, _, state, clip, _ = served
+    url, home, work, state, clip, _ = served
     _render(_client(url, "operator", state["logins"]["operator"], tmp_path), state, home / "demo" / "astronaut.png", clip)
     for folder in ("", "keys", "outputs", "work", "references", "c2pa", "demo", "exports"):
         assert _mode(home / folder) == 0o700, folder
     for secret in [*(home / "keys").iterdir(), *(home / "c2pa").glob("*key*"), *home.glob("ledger.sqlite3*")]:
         assert _mode(secret) == 0o600, secret.name
     assert (home / "ledger.sqlite3").exists()
+    assert _mode(work / "gradio") == 0o700, "Gradio's cache holds uploads and copies of outputs"
 
 
 def test_uploads_and_ledger_exports_expire_after_the_keep_time(served, tmp_path):
