@@ -76,21 +76,26 @@ def _discard_upload(path: str | None, pipeline: RenderPipeline, claims: list[str
         _UPLOADS_RELEASED[path] += 1
         release = _UPLOADS_RELEASED[path]
     delay = pipeline.config.keep_uploads_seconds
+    released_at = time.time()
     if delay <= 0:
-        _delete_if_unused(path, release)
+        _delete_if_unused(path, release, released_at)
     else:
-        timer = threading.Timer(delay, _delete_if_unused, args=(path, release))
+        timer = threading.Timer(delay, _delete_if_unused, args=(path, release, released_at))
         timer.daemon = True
         timer.start()
 
 
-def _delete_if_unused(path: str, release: int) -> None:
+def _delete_if_unused(path: str, release: int, released_at: float) -> None:
     """Delete ``path`` unless it was claimed or released again since ``release`` (then a later
-    release's deletion, at its own time, is the one that counts)."""
+    release's deletion, at its own time, is the one that counts), or uploaded again since
+    ``released_at`` (same bytes, same path: a request about to claim it; the sweeper deletes
+    it later if none does)."""
     with _UPLOADS_LOCK:
         if _UPLOADS_IN_USE[path] > 0 or _UPLOADS_RELEASED[path] != release:
             return
         del _UPLOADS_RELEASED[path]
+        if not _older_than(Path(path), released_at + 1e-3):
+            return
         Path(path).unlink(missing_ok=True)
 
 
