@@ -8,11 +8,14 @@ the only places that turn user-facing errors into messages.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
 import shutil
 import tempfile
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ from models.animate import AnimationOptions
 from models.errors import MotionError
 from studio.errors import USER_FACING
 from studio.pipeline import RenderPipeline, RenderRequest
-from studio.users import Role, authenticate, create_user, new_password, require_role
+from studio.users import Role, create_user, new_password, require_role
 
 log = logging.getLogger(__name__)
 
@@ -73,27 +76,35 @@ def _discard_upload(path: str | None, pipeline: RenderPipeline, claims: list[str
         _UPLOADS_RELEASED[path] += 1
         release = _UPLOADS_RELEASED[path]
     delay = pipeline.config.keep_uploads_seconds
+    released_at = time.time()
     if delay <= 0:
-        _delete_if_unused(path, release)
+        _delete_if_unused(path, release, released_at)
     else:
-        timer = threading.Timer(delay, _delete_if_unused, args=(path, release))
+        timer = threading.Timer(delay, _delete_if_unused, args=(path, release, released_at))
         timer.daemon = True
         timer.start()
 
 
-def _delete_if_unused(path: str, release: int) -> None:
+def _delete_if_unused(path: str, release: int, released_at: float) -> None:
     """Delete ``path`` unless it was claimed or released again since ``release`` (then a later
-    release's deletion, at its own time, is the one that counts)."""
+    release's deletion, at its own time, is the one that counts), or uploaded again since
+    ``released_at`` (same bytes, same path: a request about to claim it; the sweeper deletes
+    it later if none does)."""
     with _UPLOADS_LOCK:
         if _UPLOADS_IN_USE[path] > 0 or _UPLOADS_RELEASED[path] != release:
             return
         del _UPLOADS_RELEASED[path]
+        if not _older_than(Path(path), released_at + 1e-3):
+            return
         Path(path).unlink(missing_ok=True)
 
 
 def build_app(pipeline: RenderPipeline) -> gr.Blocks:
     ledger = pipeline.ledger
     config = pipeline.config
+    exports = config.exports_dir  # owner-only; swept with the uploads (see _Sweeper)
+    exports.mkdir(mode=0o700, exist_ok=True)
+    _make_private(Path(gr.utils.get_upload_folder()))  # uploads and copies of outputs: faces
 
     # ------------------------------------------------------------------ helpers
     def credential_choices() -> list[tuple[str, str]]:
@@ -150,6 +161,18 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
             )
         except USER_FACING as exc:
             raise _fail(exc) from None
+
+    def on_photo_preview(photo_file: str | None, request: gr.Request):
+        from studio.media.image import read_preview
+
+        if not photo_file:
+            return None
+        try:
+            require_role(ledger, request.username, Role.OPERATOR)
+            return read_preview(photo_file)
+        except USER_FACING as exc:
+            gr.Warning(exc.user_message())  # the render refuses it (and logs that); here only a hint
+            return None
 
     def on_render(
         credential_id: str | None,
@@ -325,7 +348,7 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
     def on_export_ledger(request: gr.Request):
         try:
             require_role(ledger, request.username, Role.AUDITOR)
-            out = Path(tempfile.mkdtemp(prefix="ledger-export-")) / "ledger.jsonl"
+            out = Path(tempfile.mkdtemp(prefix="ledger-export-", dir=exports)) / "ledger.jsonl"
             with out.open("w") as fp:
                 ledger.export_jsonl(fp)
         except USER_FACING as exc:
@@ -333,7 +356,20 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
         return str(out)
 
     def users_table() -> list[list[str]]:
-        return [[u.username, u.role, "disabled" if getattr(u, "disabled", False) else "active"] for u in ledger.list_users()]
+        locked = ledger.locked_users()
+        return [
+            [u.username, u.role, "disabled" if u.disabled else "locked" if u.username in locked else "active"]
+            for u in ledger.list_users()
+        ]
+
+    def on_unlock_user(username: str, request: gr.Request):
+        try:
+            admin = require_role(ledger, request.username, Role.ADMIN)
+            unlocked = ledger.unlock_user(username.strip(), actor=admin.username)
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+        message = f"Unlocked **{username.strip()}**." if unlocked else f"**{username.strip()}** was not locked."
+        return message, users_table()
 
     def on_list_users(request: gr.Request):
         try:
@@ -363,7 +399,11 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
                     )
                     refresh = gr.Button("Refresh credentials", size="sm", elem_id="refresh-credentials")
                     cred_info = gr.Markdown("_No credential selected._", elem_id="credential-info")
-                    photo = gr.Image(label="Photo of the consenting person", type="filepath", sources=["upload"], elem_id="photo")
+                    # A file, not gr.Image: Gradio would decode (and re-encode) the upload before any
+                    # size limit applied; the pipeline reads it, header first, and hashes these bytes.
+                    photo = gr.File(label="Photo of the consenting person", file_types=["image"], type="filepath",
+                                    elem_id="photo")
+                    photo_preview = gr.Image(label="Preview", interactive=False, height=180, elem_id="photo-preview")
                     use_reference = gr.Checkbox(label="Use the credential's reference photo", value=False)
                     driving = gr.Video(label="Driving video", sources=["upload"], elem_id="driving")
                 with gr.Column():
@@ -431,10 +471,15 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
                 new_pw = gr.Textbox(label="Password (empty: generate)", type="password")
                 add_btn = gr.Button("Add user")
             add_out = gr.Markdown()
+            with gr.Row():
+                unlock_name = gr.Textbox(label="Locked account (after repeated failed logins)", elem_id="unlock-name")
+                unlock_btn = gr.Button("Unlock", elem_id="unlock-btn")
+            unlock_out = gr.Markdown(elem_id="unlock-out")
 
         demo.load(on_load, None, [who, tab_render, tab_consent, tab_audit, tab_users], api_name=False)
         demo.load(on_refresh_credentials, None, credential, api_name=False)
         refresh.click(on_refresh_credentials, None, credential, api_name="credentials")
+        photo.change(on_photo_preview, photo, photo_preview, api_name=False)
         credential.change(on_pick_credential, credential, [cred_info, purpose, project, label_ai], api_name="credential_info")
         render_btn.click(
             on_render,
@@ -454,21 +499,90 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
         export_btn.click(on_export_ledger, None, export_file, api_name="export_ledger")
         users_btn.click(on_list_users, None, users, api_name="list_users")
         add_btn.click(on_add_user, [new_name, new_role, new_pw], [add_out, users], api_name="add_user")
+        unlock_btn.click(on_unlock_user, unlock_name, [unlock_out, users], api_name="unlock_user")
     demo.queue(default_concurrency_limit=4, max_size=64)
+    _Sweeper(demo, exports, keep_seconds=config.keep_uploads_seconds).start()
     return demo
 
 
+class _Sweeper(threading.Thread):
+    """Deletes what the server keeps of users' files once older than the keep time: uploads
+    nobody has claimed (see ``_claim_upload``), Gradio's copies of served outputs and
+    previews, and ledger exports. Gradio's own ``delete_cache`` only runs hourly and knows
+    nothing of renders still reading an upload."""
+
+    def __init__(self, demo: gr.Blocks, exports: Path, *, keep_seconds: int) -> None:
+        super().__init__(name="upload-sweeper", daemon=True)
+        self._demo = demo
+        self._exports = exports
+        # keep 0 deletes uploads at once after use; one never used goes after a minute
+        self._age = keep_seconds if keep_seconds > 0 else 60
+        self._every = min(60.0, max(0.5, self._age / 2))
+
+    def run(self) -> None:
+        while True:
+            time.sleep(self._every)
+            try:
+                self.sweep()
+            except Exception:  # noqa: BLE001 - a sweep that fails is retried next round
+                log.exception("sweeping old uploads failed")
+
+    def sweep(self) -> None:
+        cutoff = time.time() - self._age
+        for file_set in list(self._demo.temp_file_sets):
+            for name in list(file_set):
+                with _UPLOADS_LOCK:
+                    if _UPLOADS_IN_USE[name] > 0:
+                        continue
+                    if _older_than(Path(name), cutoff):
+                        Path(name).unlink(missing_ok=True)
+                        file_set.discard(name)
+        # Gradio's multipart parser leaves its temporary file behind when an upload is cut off
+        for leftover in Path(gr.utils.get_upload_folder()).glob("tmp*"):
+            if leftover.is_file() and _older_than(leftover, cutoff):
+                leftover.unlink(missing_ok=True)
+        for export in self._exports.glob("*/*"):
+            if _older_than(export, cutoff):
+                shutil.rmtree(export.parent, ignore_errors=True)
+
+
+def _make_private(folder: Path) -> None:
+    """Create ``folder`` owner-only, or narrow it to 0700 if this user owns it (Gradio makes
+    its cache, by default in the shared temp folder, 0755 with copies of outputs 0644 inside)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        os.chmod(folder, 0o700)
+
+
+def _older_than(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime < cutoff
+    except FileNotFoundError:
+        return False
+
+
 def launch(demo: gr.Blocks, pipeline: RenderPipeline, *, host: str, port: int, block: bool = True) -> Any:
-    """Start the server with login required; every login attempt is logged in the ledger."""
+    """Start the server with login required; logins go through a ``LoginGuard`` (throttled,
+    locked after repeated failures, hashed off the event loop, failures logged as counts)."""
+    from starlette.middleware import Middleware
 
-    def check(username: str, password: str) -> bool:
-        return authenticate(pipeline.ledger, username, password) is not None
+    from studio.login import LoginGate, LoginGuard
 
+    guard = LoginGuard.from_config(pipeline.ledger, pipeline.config)
+    atexit.register(guard.flush)  # the open window's failed logins, at shutdown
     return demo.launch(
+        # Outputs and exports only (not the data folder with its keys and ledger): Gradio serves
+        # nothing outside its cache, the working directory and these paths.
+        allowed_paths=[str(pipeline.config.outputs_dir), str(pipeline.config.exports_dir)],
         server_name=host,
         server_port=port,
-        auth=check,
-        auth_message="Avatar Studio — log in with your studio account.",
+        auth=guard.auth,
+        auth_message=(
+            "Avatar Studio — log in with your studio account. Repeated failures make you wait longer; "
+            f"after {pipeline.config.login_lockout_failures} the account is locked until an admin unlocks it."
+        ),
+        app_kwargs={"middleware": [Middleware(LoginGate, guard=guard)]},
         share=False,
         ssr_mode=False,
         footer_links=["api"],

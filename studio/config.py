@@ -49,6 +49,9 @@ class StudioConfig:
     keep_uploads_seconds: int = 600  # uploads are deleted this long after their last use (0: at once)
     max_concurrent_renders: int = 1
     max_face_distance: float = DLIB_FACE_CEILING  # the studio's ceiling on a credential's maxDistance
+    login_lockout_failures: int = 10  # failed logins that lock an account until an admin unlocks it
+    login_delay_seconds: float = 1.0  # first wait after repeated failures; doubles with each further one
+    login_log_window_seconds: float = 300.0  # failed logins are logged as counts per window this long
     host: str = "127.0.0.1"
     port: int = 7860
     extra: dict[str, str] = field(default_factory=dict)
@@ -66,6 +69,9 @@ class StudioConfig:
             keep_uploads_seconds=int(env.get("STUDIO_KEEP_UPLOADS_SECONDS", "600")),
             max_concurrent_renders=int(env.get("STUDIO_MAX_CONCURRENT_RENDERS", "1")),
             max_face_distance=_face_ceiling(env.get("STUDIO_MAX_FACE_DISTANCE")),
+            login_lockout_failures=int(env.get("STUDIO_LOGIN_LOCKOUT_FAILURES", "10")),
+            login_delay_seconds=float(env.get("STUDIO_LOGIN_DELAY_SECONDS", "1.0")),
+            login_log_window_seconds=float(env.get("STUDIO_LOGIN_LOG_WINDOW_SECONDS", "300")),
             host=env.get("STUDIO_HOST", "127.0.0.1"),
             port=int(env.get("STUDIO_PORT", "7860")),
         )
@@ -78,12 +84,29 @@ class StudioConfig:
         return f"sqlite:///{self.home / 'ledger.sqlite3'}"
 
     @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite ledger file, or None when ``database_url`` names another database."""
+        if self.database_url:
+            from sqlalchemy.engine import make_url
+
+            url = make_url(self.database_url)
+            if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+                return None
+            return Path(url.database)
+        return self.home / "ledger.sqlite3"
+
+    @property
     def keys_dir(self) -> Path:
         return self.home / "keys"
 
     @property
     def outputs_dir(self) -> Path:
         return self.home / "outputs"
+
+    @property
+    def exports_dir(self) -> Path:
+        """Ledger exports made for download in the web app (deleted after the keep time)."""
+        return self.home / "exports"
 
     @property
     def uploads_dir(self) -> Path:

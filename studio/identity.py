@@ -29,8 +29,42 @@ class StudioKeyError(StudioError):
     """A studio key file exists but is unusable (wrong size, unreadable)."""
 
 
+# Folders of the data folder that hold personal data or secrets: owner-only (0700).
+_PRIVATE_FOLDERS = ("keys", "outputs", "work", "uploads", "references", "c2pa", "demo", "exports")
+# The SQLite ledger (password hashes, face templates) and the files SQLite keeps beside it.
+_DATABASE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def secure_home(config: StudioConfig, *, create_database: bool = False) -> None:
+    """Make the data folder private: the folder and its private subfolders 0700, the SQLite
+    ledger 0600. Creates what is missing (so no process ever creates them wider) and narrows
+    what an older version left at 0755/0644. SQLite gives its -wal/-shm files the mode of the
+    database file, which is why ``create_database`` creates it here, empty, before SQLite
+    opens it (an empty file is an empty SQLite database)."""
+    for folder in (config.home, *(config.home / name for name in _PRIVATE_FOLDERS)):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _narrow(folder, 0o700)
+    database = config.sqlite_path
+    if database is None:
+        return
+    if create_database and database.parent.is_dir():
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    for suffix in _DATABASE_SUFFIXES:
+        _narrow(database.with_name(database.name + suffix), 0o600)
+
+
+def _narrow(path: Path, mode: int) -> None:
+    """chmod ``path`` to ``mode`` if it exists and is ours (a folder shared on purpose is left)."""
+    try:
+        info = path.stat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o777 != mode:
+            os.chmod(path, mode)
+    except FileNotFoundError:
+        pass
+
+
 def _keys_dir(config: StudioConfig) -> Path:
-    config.keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secure_home(config)
     return config.keys_dir
 
 

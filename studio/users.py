@@ -38,6 +38,14 @@ class WeakPassword(StudioError):
     """The password is too short."""
 
 
+class InvalidUsername(StudioError):
+    """The username is empty, too long or holds control characters."""
+
+
+MAX_USERNAME = 64
+"""Longest username; longer ones are refused before any database work (see ``check_username``)."""
+
+
 @dataclass(frozen=True)
 class User:
     username: str
@@ -48,6 +56,22 @@ def hash_password(password: str) -> str:
     if len(password) < 10:
         raise WeakPassword("passwords need at least 10 characters")
     return _HASHER.hash(password)
+
+
+def check_username(username: str) -> str:
+    """``username`` if it is 1 to ``MAX_USERNAME`` printable characters; raises otherwise."""
+    if not username or len(username) > MAX_USERNAME or not username.isprintable():
+        raise InvalidUsername(f"usernames have 1 to {MAX_USERNAME} printable characters")
+    return username
+
+
+_DUMMY_HASH: list[str] = []  # a hash of a random secret, made once with _HASHER's parameters
+
+
+def _dummy_hash() -> str:
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(_HASHER.hash(secrets.token_urlsafe(16)))
+    return _DUMMY_HASH[0]
 
 
 def check_password(password_hash: str, password: str) -> bool:
@@ -63,16 +87,21 @@ def new_password() -> str:
 
 def create_user(ledger: "Ledger", username: str, password: str, role: Role | str, *, actor: str) -> User:
     role = Role(role)
+    check_username(username)
     ledger.add_user(username, password_hash=hash_password(password), role=role.value, actor=actor)
     return User(username, role)
 
 
 def authenticate(ledger: "Ledger", username: str, password: str) -> User | None:
-    """The user if the password is right and the account enabled; every attempt is logged."""
+    """The user if the password is right and the account enabled, else None. Takes one
+    Argon2 check whatever the case (an unknown or disabled name is checked against a dummy
+    hash), so the time taken does not tell which names exist. Logs nothing: the web server's
+    ``LoginGuard`` throttles and logs attempts."""
+    check_username(username)
     row = ledger.get_user(username)
-    ok = row is not None and not getattr(row, "disabled", False) and check_password(row.password_hash, password)
-    ledger.record_login(username, ok=ok)
-    return User(row.username, Role(row.role)) if ok and row is not None else None
+    usable = row is not None and not row.disabled
+    ok = check_password(row.password_hash if usable and row is not None else _dummy_hash(), password)
+    return User(row.username, Role(row.role)) if ok and usable and row is not None else None
 
 
 def require_role(ledger: "Ledger", username: str | None, *allowed: Role) -> User:

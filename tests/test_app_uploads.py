@@ -106,3 +106,38 @@ def test_an_earlier_release_does_not_cut_short_the_delay_of_a_later_one(tmp_path
     while Path(upload).exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not Path(upload).exists()
+
+
+def test_the_same_file_uploaded_again_after_a_release_is_not_deleted_by_that_release(tmp_path: Path, upload: str) -> None:
+    keeping = small_pipeline(tmp_path / "keep", keep_uploads_seconds=1)
+    first: list[str] = []
+    _claim_upload(upload, first)
+    _discard_upload(upload, keeping, first)
+    time.sleep(0.2)
+    Path(upload).write_bytes(b"same bytes from two people")  # Gradio stores the new upload at the same path
+    time.sleep(1.5)  # the first release's deletion time has passed; the new upload is not yet claimed
+    assert Path(upload).is_file()
+
+
+def test_the_sweeper_deletes_old_uploads_and_exports_but_not_one_a_request_holds(tmp_path: Path, upload: str) -> None:
+    import os
+    from types import SimpleNamespace
+
+    from studio.app import _Sweeper
+
+    exports = tmp_path / "exports"
+    export = exports / "ledger-export-x" / "ledger.jsonl"
+    export.parent.mkdir(parents=True)
+    export.write_text("{}\n")
+    old = time.time() - 120
+    for path in (upload, export):
+        os.utime(path, (old, old))
+    files = {upload}
+    sweeper = _Sweeper(SimpleNamespace(temp_file_sets=[files]), exports, keep_seconds=60)
+    running: list[str] = []
+    _claim_upload(upload, running)
+    sweeper.sweep()
+    assert Path(upload).is_file() and not export.exists()  # in use: kept; the old export: gone
+    _discard_upload(upload, small_pipeline(tmp_path / "keep", keep_uploads_seconds=600), running)
+    sweeper.sweep()
+    assert not Path(upload).exists() and files == set()

@@ -17,9 +17,10 @@ def _group() -> None:
 @app.command("upgrade")
 def upgrade() -> None:
     """Create or migrate the ledger's tables to this version of the studio."""
+    from studio.identity import secure_home
     from studio.ledger import Ledger
 
     config = get_config()
-    config.home.mkdir(parents=True, exist_ok=True)
+    secure_home(config, create_database=True)
     applied = Ledger.upgrade(config.sqlalchemy_url)
     echo("ledger schema upgraded" if applied else "ledger schema already up to date")

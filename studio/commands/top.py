@@ -140,8 +140,24 @@ def users_list() -> None:
     from studio.ledger import Ledger
 
     ledger = Ledger.from_config(get_config())
+    locked = ledger.locked_users()
     for user in ledger.list_users():
-        echo(f"{user.username}\t{user.role}")
+        status = "disabled" if user.disabled else "locked" if user.username in locked else "active"
+        echo(f"{user.username}\t{user.role}\t{status}")
+
+
+@users_app.command("unlock")
+def users_unlock(username: str) -> None:
+    """Lift the lock that repeated failed logins put on an account."""
+    from studio.ledger import Ledger
+
+    ledger = Ledger.from_config(get_config())
+    if ledger.get_user(username) is None:
+        raise typer.BadParameter(f"no account named {username!r}")
+    if ledger.unlock_user(username, actor=f"cli:{getpass.getuser()}"):
+        echo(f"unlocked {username}")
+    else:
+        echo(f"{username} was not locked")
 
 
 def register(app: typer.Typer) -> None:

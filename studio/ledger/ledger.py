@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -179,9 +179,9 @@ class Ledger:
     @classmethod
     def from_config(cls, config: StudioConfig, *, upgrade: bool = True) -> "Ledger":
         """The ledger of a data folder, signed with that folder's studio key."""
-        from studio.identity import load_or_create_studio_key
+        from studio.identity import load_or_create_studio_key, secure_home
 
-        config.home.mkdir(parents=True, exist_ok=True)
+        secure_home(config, create_database=upgrade)  # owner-only folders, 0600 database
         return cls.open(
             config.sqlalchemy_url,
             studio_key=load_or_create_studio_key(config),
@@ -812,11 +812,74 @@ class Ledger:
             return [UserRecord.from_row(row) for row in session.scalars(select(UserRow).order_by(UserRow.username))]
 
     def record_login(self, username: str, ok: bool) -> None:
-        """Log every login attempt, failed ones included (unknown names too)."""
+        """Log one login. The web server logs successes this way and failures aggregated
+        (:meth:`record_login_failures`); names are cut to a bounded length either way."""
+        name = bounded_name(username)
         with self._transaction() as session:
             if ok:
                 session.execute(update(UserRow).where(UserRow.username == username).values(last_login_at=self._now()))
-            self._append(session, "user.login", {"username": username, "ok": ok}, username)
+            self._append(session, "user.login", {"username": name, "ok": ok}, name)
+
+    def record_login_failures(
+        self, *, account: str, failures: int, throttled: int, clients: int, names: int,
+        window_start: datetime, window_seconds: float,
+    ) -> None:
+        """One event for all failed logins of ``account`` (or of a bucket such as "(unknown)")
+        in one time window: counts only, never a password, never an unbounded name."""
+        data = {
+            "account": bounded_name(account), "failures": failures, "throttled": throttled, "clients": clients,
+            "names": names, "window_start": format_time(as_utc(window_start)), "window_seconds": window_seconds,
+        }
+        with self._transaction() as session:
+            self._append(session, "user.login_failed", data, "studio")
+
+    def lock_user(self, username: str, *, failures: int, actor: str = "studio") -> None:
+        """Lock an account after too many failed logins (until :meth:`unlock_user`)."""
+        with self._transaction() as session:
+            self._append(session, "user.locked", {"username": bounded_name(username), "failures": failures}, actor)
+
+    def unlock_user(self, username: str, *, actor: str) -> bool:
+        """Lift a login lock; False (and nothing logged) when the account was not locked."""
+        with self._transaction() as session:
+            if not self._locked_in(session, 0)[1].get(username):
+                return False
+            self._append(session, "user.unlocked", {"username": username}, actor)
+            return True
+
+    def login_lock_changes(self, after_seq: int = 0) -> tuple[int, dict[str, bool]]:
+        """Lock and unlock events after ``after_seq``: the last seq looked at and, per account
+        changed since, whether it is now locked. Cheap to call often (a range of the log)."""
+        with database.translate_errors(), Session(self._engine) as session:
+            return self._locked_in(session, after_seq)
+
+    def locked_users(self) -> set[str]:
+        """Accounts locked now (lock state is derived from the chained events alone)."""
+        _, changes = self.login_lock_changes(0)
+        return {name for name, locked in changes.items() if locked}
+
+    @staticmethod
+    def _locked_in(session: Session, after_seq: int) -> tuple[int, dict[str, bool]]:
+        last = session.scalar(select(func.max(EventRow.seq))) or 0
+        rows = session.execute(
+            select(EventRow.kind, EventRow.data)
+            .where(EventRow.seq > after_seq, EventRow.seq <= last, EventRow.kind.in_(_LOCK_KINDS))
+            .order_by(EventRow.seq)
+        )
+        changes: dict[str, bool] = {}
+        for kind, data in rows:
+            changes[json.loads(data)["username"]] = kind == "user.locked"
+        return last, changes
+
+
+_LOCK_KINDS = ("user.locked", "user.unlocked")
+_MAX_LOGGED_NAME = 64
+
+
+def bounded_name(name: str) -> str:
+    """``name`` as logged: at most 64 characters; a longer one is cut and tagged with its hash."""
+    if len(name) <= _MAX_LOGGED_NAME:
+        return name
+    return f"{name[:16]}...sha256:{hashlib.sha256(name.encode('utf-8', 'replace')).hexdigest()[:16]}"
 
 
 # PostgreSQL renders its timestamps in SQLite's stored layout (UTC), so both take the same fast

@@ -39,12 +39,7 @@ def read_image(
     Raises ``MediaFileMissing``, ``UnreadableImage`` or ``ImageTooLarge``.
     """
     with _open_image(source) as header:
-        width, height = header.size
-        if width * height > max_pixels or max(width, height) > max_side:
-            raise ImageTooLarge(
-                f"The image is {width} x {height} pixels; the limit is {max_side} pixels a side "
-                f"and {max_pixels / 1e6:g} megapixels."
-            )
+        _check_size(header, max_pixels=max_pixels, max_side=max_side)
         if header.format == "PNG":
             _verify_png(header)
     with _open_image(source) as image:  # verify() used the first one up
@@ -52,6 +47,31 @@ def read_image(
     if rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise UnreadableImage("The image has no pixels.")
     return np.ascontiguousarray(rgb)
+
+
+def read_preview(source: str | Path | bytes, *, size: int = 256) -> np.ndarray:
+    """A small ``(h, w, 3)`` uint8 RGB preview (longest side ``size``) for the web page.
+
+    The same header limits as :func:`read_image` apply first; JPEGs are decoded at reduced
+    scale (Pillow's draft mode), so a preview costs a fraction of a full decode.
+    """
+    with _open_image(source) as image:
+        _check_size(image, max_pixels=MAX_IMAGE_PIXELS, max_side=MAX_SIDE)
+        if image.format == "JPEG":
+            image.draft("RGB", (size, size))
+        rgb = _decode(image)  # (H, W, 3)
+    step = max(1, -(-max(rgb.shape[:2]) // size))  # ceil division: every step-th pixel
+    return np.ascontiguousarray(rgb[::step, ::step])
+
+
+def _check_size(header: Any, *, max_pixels: int, max_side: int) -> None:
+    """Refuse an image whose header declares more pixels than allowed (nothing decoded yet)."""
+    width, height = header.size
+    if width * height > max_pixels or max(width, height) > max_side:
+        raise ImageTooLarge(
+            f"The image is {width} x {height} pixels; the limit is {max_side} pixels a side "
+            f"and {max_pixels / 1e6:g} megapixels."
+        )
 
 
 def _decode(image: Any) -> np.ndarray:
