@@ -226,10 +226,10 @@ def test_a_hand_promoted_users_row_cannot_log_in(server):
     url, pipeline, home = server
     from studio.users import create_user
 
-    create_user(pipeline.ledger, "mallory", "mallory-correct-horse", "operator", actor="test")
+    create_user(pipeline.ledger, "trudy", "trudy-correct-horse", "operator", actor="test")
     with sqlite3.connect(home / "ledger.sqlite3") as db:
-        db.execute("UPDATE users SET role = 'admin' WHERE username = 'mallory'")
-    with _http("127.0.0.9") as http:
-        answer = _login(http, url, "mallory", "mallory-correct-horse")
+        db.execute("UPDATE users SET role = 'admin' WHERE username = 'trudy'")
+    with _http("127.0.0.23") as http:
+        answer = _login(http, url, "trudy", "trudy-correct-horse")
     assert answer.status_code == 400, (answer.status_code, answer.text)
     assert "does not match the ledger" in answer.text
