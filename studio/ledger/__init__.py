@@ -25,7 +25,7 @@ from studio.ledger.errors import (
     UnknownUser,
 )
 from studio.ledger.ledger import Ledger
-from studio.ledger.records import CredentialSummary, IssuerRecord, RenderRecord, UserRecord
+from studio.ledger.records import CredentialSummary, IssuerRecord, RenderLease, RenderRecord, UserRecord
 
 __all__ = [
     "ChainReport",
@@ -44,6 +44,7 @@ __all__ = [
     "LedgerError",
     "LedgerNotMigrated",
     "LedgerUnavailable",
+    "RenderLease",
     "RenderRecord",
     "UnknownCredential",
     "UnknownRender",
