@@ -51,7 +51,22 @@ def media(studio: StudioConfig, tmp_path_factory: pytest.TempPathFactory) -> dic
     stranger = StudioSigner.load_or_create(folder / "stranger-ca", organization="Another Studio")
     sign_mp4(files["encoded"], files["theirs"], signer=stranger, render_id=RENDER_ID, consent_id=CONSENT_ID, watermark_payload=PAYLOAD)
     sign_mp4(files["encoded"], files["mismatch"], signer=signer, render_id="other", consent_id=CONSENT_ID, watermark_payload=PAYLOAD ^ 1)
+    _record_render(studio, files["ours"])
     return files
+
+
+def _record_render(studio: StudioConfig, output: Path) -> None:
+    """The ledger record a real render leaves (started, finished, delivered), for the signed file."""
+    from studio.ledger import Ledger
+    from studio.media import sha256_file
+
+    with Ledger.from_config(studio) as ledger:
+        ledger.render_started(render_id=RENDER_ID, credential_id=CONSENT_ID, operator="tester", purpose="film",
+                              project="Orbit", inputs={"label_required": True, "label_applied": True})
+        receipt = {"render_id": RENDER_ID, "output_sha256": sha256_file(output), "watermark_payload": PAYLOAD,
+                   "ai_label": True}
+        ledger.render_finished(render_id=RENDER_ID, receipt=receipt)
+        ledger.render_delivered(render_id=RENDER_ID)
 
 
 def run(studio: StudioConfig, *args: str) -> int:
@@ -82,7 +97,8 @@ def test_json_report_is_machine_readable(studio: StudioConfig, media: dict[str, 
     assert report["manifest"]["status"] == "trusted"
     assert report["manifest"]["consent_id"] == CONSENT_ID
     assert report["consistent"] is True
-    assert report["ledger"] is None
+    assert report["ledger"]["found"] is True and report["ledger"]["render_id"] == RENDER_ID
+    assert report["ledger"]["label_required"] is True and report["ledger"]["label_present"] is True
 
 
 def test_stripped_manifest_exits_3(studio: StudioConfig, media: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -196,8 +212,24 @@ def test_bad_input_exits_2_with_one_clear_line(
 def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     main(["audit", "inspect", "--help"])
     out = capsys.readouterr().out
-    for code in ("0 =", "2 =", "3 =", "4 =", "5 ="):
+    for code in ("0 =", "2 =", "3 =", "4 =", "5 =", "6 =", "7 ="):
         assert code in out
+
+
+def test_our_watermark_without_a_ledger_to_ask_is_not_ours_intact(
+    studio: StudioConfig, media: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Key and CA copied, ledger not: the mark and manifest are ours, but no record can be shown.
+    import shutil
+
+    home = tmp_path / "no-ledger-home"
+    shutil.copytree(studio.home / "keys", home / "keys")
+    shutil.copytree(studio.home / "c2pa", home / "c2pa")
+    code = main(["--home", str(home), "audit", "inspect", str(media["ours"])])
+    out = capsys.readouterr().out
+
+    assert code == 6
+    assert "no ledger in this data folder" in out
 
 
 def test_signed_render_frames_match_what_was_encoded(media: dict[str, Path]) -> None:
