@@ -214,3 +214,21 @@ def test_audit_inspect_verifies_a_receipt_against_the_ledger(studio, tmp_path, c
     tampered.write_bytes(result.receipt_path.read_bytes().replace(b'"purpose":"education"', b'"purpose":"film"'))
     assert main(["--home", home, "audit", "inspect", "--receipt", str(tampered)]) == EXIT_RECORDS_DISAGREE
     assert "does not match the ledger" in capsys.readouterr().out
+
+
+def test_the_web_label_checkbox_is_locked_on_when_the_credential_requires_it(studio):
+    import gradio as gr
+
+    from studio.app import build_app
+
+    pipeline, demo, _ = studio
+    optional = _issue(pipeline, demo, disclosure="none")
+    app = build_app(pipeline)
+    pick = next(f.fn for f in app.fns.values() if f.api_name == "credential_info")
+    operator = gr.Request(username="operator")
+
+    *_, required_box = pick(demo.credential_id, operator)
+    assert required_box["value"] is True and required_box["interactive"] is False
+    assert "required by this credential" in required_box["info"].lower()
+    *_, optional_box = pick(optional, operator)
+    assert optional_box["value"] is False and optional_box["interactive"] is True
