@@ -159,8 +159,8 @@ def _within_limits(frames: Iterator[Any], limits: DecodedLimits, *, fps: float) 
         count += 1
         if max(frame.width, frame.height) > limits.max_side:
             raise VideoExceedsLimit(
-                f"Frame {count} of the video is {frame.width} x {frame.height} pixels, more than its header "
-                f"declared; the limit is {limits.max_side} pixels a side."
+                f"Frame {count} of the video is {frame.width} x {frame.height} pixels; "
+                f"the limit is {limits.max_side} pixels a side."
             )
         stamp = frame.time  # seconds, None when the stream carries no timestamps
         if stamp is not None:
