@@ -271,7 +271,7 @@ class RenderPipeline:
         with _ACTIVE_LOCK:
             if lease.render_id in _ACTIVE:
                 return True
-        age = (self._clock() - lease.heartbeat_at).total_seconds()
+        age = (_utcnow() - lease.heartbeat_at).total_seconds()  # wall time, not the consent clock
         if age > self.lease_timeout_seconds:
             return False
         if lease.owner_pid is None or lease.owner_host != socket.gethostname():
@@ -614,7 +614,10 @@ class RenderPipeline:
         receipt_path = self.config.outputs_dir / f"{render_id}.receipt.json"
         os.replace(signed, out)
         os.replace(receipt_tmp, receipt_path)
-        self.ledger.render_delivered(render_id=render_id)
+        try:
+            self.ledger.render_delivered(render_id=render_id)
+        except StudioError:  # delivered all the same; the next start sees the file in place and marks it
+            log.warning("render %s: delivered, but the delivery mark was not written", render_id, exc_info=True)
         stage_seconds = {k: round(v, 3) for k, v in timer.seconds.items()}
         log.info("render %s delivered: %d frames; stage seconds %s", render_id, written, stage_seconds)
         report("done", written, written)

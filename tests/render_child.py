@@ -1,6 +1,6 @@
 """A render in its own process, for the crash and shared-data-folder tests.
 
-    python render_child.py HOME CREDENTIAL PHOTO CLIP MODE SIGNALS
+    python render_child.py HOME CREDENTIAL PHOTO CLIP MODE SIGNALS [HEARTBEAT_SECONDS]
 
 MODE ``wait``: once animation starts, create ``SIGNALS/started`` and wait for ``SIGNALS/go``
 (so another process can act while this render is in progress; or the test kills it here).
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 
-def main(home: str, credential: str, photo: str, clip: str, mode: str, signals: str) -> int:
+def main(home: str, credential: str, photo: str, clip: str, mode: str, signals: str, heartbeat: str = "5") -> int:
     from studio.config import StudioConfig
     from studio.pipeline import RenderPipeline, RenderRequest
 
@@ -40,7 +40,7 @@ def main(home: str, credential: str, photo: str, clip: str, mode: str, signals: 
             while not (flags / "go").exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
 
-    pipeline = RenderPipeline.from_config(StudioConfig(home=Path(home)))
+    pipeline = RenderPipeline.from_config(StudioConfig(home=Path(home)), heartbeat_seconds=float(heartbeat))
     request = RenderRequest(photo=Path(photo), driving=Path(clip), credential_id=credential, purpose="education",
                             project="Orbit (demo documentary)", operator="child")
     try:

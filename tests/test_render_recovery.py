@@ -52,11 +52,11 @@ def folder(template, tmp_path):
     return home, demo, clip, signals
 
 
-def _child(folder, mode):
+def _child(folder, mode, *extra):
     home, demo, clip, signals = folder
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
     return subprocess.Popen(
-        [sys.executable, str(_CHILD), str(home), demo.credential_id, str(demo.photo), str(clip), mode, str(signals)],
+        [sys.executable, str(_CHILD), str(home), demo.credential_id, str(demo.photo), str(clip), mode, str(signals), *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -148,11 +148,15 @@ def test_our_watermark_with_its_ledger_rows_deleted_does_not_pass_audit(folder, 
 
 def test_starting_a_pipeline_does_not_touch_a_render_running_in_another_process(folder):
     home, _, _, signals = folder
-    proc = _child(folder, "wait")
+    proc = _child(folder, "wait", "0.2")  # heartbeat every 0.2 s
     try:
         _wait_for(signals / "started", proc)
         other = small_pipeline(home)  # this process starts on the same data folder: recover() runs
         assert len(list(other.work_dir.iterdir())) == 1  # the running render's work folder is still there
+        (lease,) = other.ledger.render_leases()
+        assert lease.owner_pid == proc.pid and lease.status == "started"
+        time.sleep(1.0)
+        assert other.ledger.render_leases()[0].heartbeat_at > lease.heartbeat_at  # the waiting render beats
         (signals / "go").touch()
         out, err = proc.communicate(timeout=300)
     finally:
