@@ -197,11 +197,28 @@ def test_a_lease_from_another_host_is_taken_over_only_when_its_heartbeat_is_stal
         pipeline.ledger.render_started(render_id=render_id, credential_id="c", operator="o", purpose="p",
                                        project="q", inputs={}, owner_pid=1, owner_host="another-host")
         (pipeline.work_dir / render_id).mkdir()
-    time.sleep(1.0)
+    # "stale" last beat two minutes ago (its owner on the other host stopped); "fresh" beats now.
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from studio.ledger.tables import RenderRow
+
+    with pipeline.ledger.engine.begin() as db:
+        db.execute(update(RenderRow).where(RenderRow.render_id == "stale")
+                   .values(heartbeat_at=datetime.now(timezone.utc) - timedelta(minutes=2)))
     pipeline.ledger.heartbeat("fresh")
 
-    RenderPipeline.from_config(pipeline.config, lease_timeout_seconds=0.5)
+    # A fresh lease naming this very process, for a render this process is not running: a dead
+    # process had the pid before (pids are reused, e.g. in containers), so it is gone too.
+    import socket
+
+    pipeline.ledger.render_started(render_id="reused-pid", credential_id="c", operator="o", purpose="p",
+                                   project="q", inputs={}, owner_pid=os.getpid(), owner_host=socket.gethostname())
+
+    RenderPipeline.from_config(pipeline.config, lease_timeout_seconds=60)
 
     assert pipeline.ledger.find_render("stale").status == "failed"
     assert pipeline.ledger.find_render("fresh").status == "started"
+    assert pipeline.ledger.find_render("reused-pid").status == "failed"
     assert sorted(p.name for p in pipeline.work_dir.iterdir()) == ["fresh"]
