@@ -456,7 +456,7 @@ class RenderPipeline:
         inputs, timer, report = job.inputs, job.timer, job.report
 
         marker = Watermarker(self.watermark_key)
-        label = _label_of(job)
+        label = verified.credential.disclosure_required if request.label_ai is None else request.label_ai
         total = info.frame_count
         encoded = job_dir / "encoded.mp4"
         signed = job_dir / "signed.mp4"
@@ -598,7 +598,7 @@ class RenderPipeline:
             "finished_at": self._clock().isoformat(),
             "stage_seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
             # Render ids tried for this request (the earlier ones are failed renders in the
-            # ledger); stage_seconds above add up every attempt's stages up to the commit.
+            # ledger); stage_seconds above add up every attempt's stages.
             "attempts": job.attempt,
         }
         # Frozen before the commit: the ledger hashes these bytes and they are what is delivered.
