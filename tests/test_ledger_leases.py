@@ -1,4 +1,4 @@
-"""Render leases in the ledger (migration 0002): owner, heartbeat, delivery, loss; SQLite and PostgreSQL."""
+"""Render leases in the ledger (migration 0003): owner, heartbeat, delivery, loss; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_renders_finished_before_leases_existed_count_as_delivered(backend_url: 
     engine = create_engine(backend_url)
     try:
         with engine.begin() as conn:
-            command.downgrade(alembic_config(conn), "0001")
+            command.downgrade(alembic_config(conn), "0002")
         with engine.begin() as conn:
             command.upgrade(alembic_config(conn), "head")
         with engine.connect() as conn:

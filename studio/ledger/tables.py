@@ -118,7 +118,7 @@ class RenderRow(Base):
     receipt: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON text
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(String(100), nullable=True)  # error class of a refusal
-    # The render's lease (revision 0002): which process runs it, when it last said so, and when
+    # The render's lease (revision 0003): which process runs it, when it last said so, and when
     # its output was moved into place (None while finished but not yet delivered).
     owner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     owner_host: Mapped[str | None] = mapped_column(String(255), nullable=True)

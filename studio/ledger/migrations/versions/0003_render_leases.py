@@ -5,8 +5,8 @@ its heartbeat let a starting process tell an abandoned render (owner gone) from 
 ``delivered_at`` marks the move into outputs/ after the ledger commit, so a crash between the
 two can be found and settled. Renders finished before this revision count as delivered.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-06
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
