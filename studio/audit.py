@@ -87,6 +87,8 @@ class AuditReport:
         """Where the ledger, the receipt and the file contradict each other (exit 7)."""
         found: list[str] = []
         if self.ledger is not None and self.ledger.get("found"):
+            if self.ledger.get("status") != "finished":
+                found.append(f"the ledger records this render as {self.ledger.get('status')}: it was never delivered")
             if self.ledger.get("label_required") and self.ledger.get("label_present") is False:
                 found.append("the credential required a visible AI label and the ledger's receipt says it is absent")
         if self.receipt is not None:
@@ -260,6 +262,7 @@ class ReceiptCheck:
     video_matches: bool | None = None
     label_required: bool | None = None
     label_present: bool | None = None
+    status: str | None = None  # the render's status in the ledger now (finished, lost, ...)
 
     @property
     def matches(self) -> bool:
@@ -278,6 +281,8 @@ class ReceiptCheck:
             found.append("the video is not the output the receipt names")
         if self.label_required and self.label_present is not True:
             found.append("the credential required a visible AI label and the receipt says it is absent")
+        if self.status not in (None, "finished"):
+            found.append(f"the ledger records this render as {self.status}: it was never delivered")
         return found
 
     @property
@@ -298,6 +303,7 @@ class ReceiptCheck:
             "video_matches": self.video_matches,
             "label_required": self.label_required,
             "label_present": self.label_present,
+            "status": self.status,
             "problems": self.problems,
             "exit_code": self.exit_code,
         }
@@ -320,6 +326,8 @@ def receipt_lines(check: ReceiptCheck) -> list[str]:
     elif check.video_matches is False:
         lines.append("            this file is NOT the output the receipt names")
     lines.append(_label_line(check.label_required, check.label_present))
+    if check.status not in (None, "finished"):
+        lines.append(f"            the ledger records this render as {check.status}: it was never delivered")
     return lines
 
 
@@ -345,6 +353,7 @@ def verify_receipt(receipt_path: Path, *, ledger: Any, video: Path | None = None
     started = events.get("render.started", {})
     inputs = started.get("inputs", {}) if isinstance(started, dict) else {}
     present = fields.get("ai_label")
+    record = ledger.find_render(render_id)
     video_matches = None
     if video is not None:
         from studio.media import sha256_file
@@ -360,6 +369,7 @@ def verify_receipt(receipt_path: Path, *, ledger: Any, video: Path | None = None
         video_matches=video_matches,
         label_required=inputs.get("label_required"),
         label_present=present if isinstance(present, bool) else None,
+        status=None if record is None else record.status,
     )
 
 

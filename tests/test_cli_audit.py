@@ -276,3 +276,41 @@ def test_max_frames_bounds_the_search(studio: StudioConfig, media: dict[str, Pat
     assert code == 0
     assert report["watermark"]["frames"] == 20
     assert report["watermark"]["payload"] == f"{PAYLOAD:012x}"
+
+
+@pytest.mark.parametrize(("ending", "expected"), [("failed", 6), ("lost", 7)])
+def test_a_signed_copy_of_a_render_the_studio_never_delivered_is_flagged(
+    studio: StudioConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str], ending: str, expected: int
+) -> None:
+    # A signed file taken from the work folder of a render that then failed (e.g. revoked after
+    # signing) or that the studio recorded as lost carries our mark and a trusted manifest, but
+    # the studio never delivered it: a failed render has no delivered payload in the ledger
+    # (exit 6), a lost one is a record that contradicts the file (exit 7).
+    from watermark import Watermarker
+
+    from studio.ledger import Ledger
+    from studio.media import sha256_file
+
+    payload = 0x1A2B_3C4D_5E60 + expected
+    render_id = f"{payload:012x}{ending}"
+    marked = Watermarker(load_or_create_watermark_key(studio)).embed(make_frames(), payload)
+    encoded, signed = tmp_path / "encoded.mp4", tmp_path / "signed.mp4"
+    write_test_mp4(encoded, marked)
+    sign_mp4(encoded, signed, signer=StudioSigner.load_or_create(studio.home / "c2pa"), render_id=render_id,
+             consent_id=CONSENT_ID, watermark_payload=payload)
+    with Ledger.from_config(studio) as ledger:
+        ledger.render_started(render_id=render_id, credential_id=CONSENT_ID, operator="tester", purpose="film",
+                              project="Orbit", inputs={"payload": payload})
+        if ending == "failed":
+            ledger.render_failed(render_id=render_id, reason="the consent credential was revoked during the render")
+        else:
+            ledger.render_finished(render_id=render_id, receipt={"render_id": render_id, "watermark_payload": payload,
+                                                                "output_sha256": sha256_file(signed)})
+            ledger.render_lost(render_id=render_id, reason="lost before delivery")
+
+    code = run(studio, str(signed))
+    out = capsys.readouterr().out
+
+    assert code == expected, out
+    if ending == "lost":
+        assert "as lost: it was never delivered" in out
