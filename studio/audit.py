@@ -22,7 +22,8 @@ Exit codes (for scripts; also in ``--help`` and docs/provenance.md):
      no ledger in the data folder to ask); also a receipt naming a render the ledger lacks
   7  the records disagree: a receipt whose bytes are not the ones the ledger hashed at
      render.finished, an output hash that differs, or a visible AI label that the credential
-     required (ledger, render.started) but the receipt says is absent
+     required (ledger, render.started) but the receipt says is absent, or a render the ledger
+     records as never delivered (lost)
 
 With a ledger record found, the report also says "label: required yes/no, present yes/no".
 """

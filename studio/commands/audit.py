@@ -47,8 +47,8 @@ def inspect_command(
     4 = watermark found, manifest invalid (tampered), someone else's, or inconsistent;
     5 = no watermark found (not ours, or no watermark key);
     6 = watermark found (or receipt given) but the ledger has no record of the render;
-    7 = records disagree: receipt not the one the ledger hashed, output hash differs, or a
-    label the credential required is absent.
+    7 = records disagree: receipt not the one the ledger hashed, output hash differs, a
+    label the credential required is absent, or the ledger says the render was never delivered.
     """
     if video is None and receipt is None:
         raise typer.BadParameter("give a VIDEO, a --receipt FILE, or both")
