@@ -217,18 +217,24 @@ def test_audit_inspect_verifies_a_receipt_against_the_ledger(studio, tmp_path, c
 
 
 def test_the_web_label_checkbox_is_locked_on_when_the_credential_requires_it(studio):
-    import gradio as gr
+    # The real Gradio app over HTTP: picking a credential returns the checkbox's new state.
+    from gradio_client import Client
 
-    from studio.app import build_app
+    from studio.app import build_app, launch
+    from studio_support import free_port
 
     pipeline, demo, _ = studio
     optional = _issue(pipeline, demo, disclosure="none")
+    port = free_port()
     app = build_app(pipeline)
-    pick = next(f.fn for f in app.fns.values() if f.api_name == "credential_info")
-    operator = gr.Request(username="operator")
-
-    *_, required_box = pick(demo.credential_id, operator)
+    launch(app, pipeline, host="127.0.0.1", port=port, block=False)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", auth=("operator", demo.logins["operator"]), verbose=False,
+                        analytics_enabled=False)
+        *_, required_box = client.predict(demo.credential_id, api_name="/credential_info")
+        *_, optional_box = client.predict(optional, api_name="/credential_info")
+    finally:
+        app.close()
     assert required_box["value"] is True and required_box["interactive"] is False
     assert "required by this credential" in required_box["info"].lower()
-    *_, optional_box = pick(optional, operator)
     assert optional_box["value"] is False and optional_box["interactive"] is True
