@@ -72,8 +72,9 @@ class WatermarkFinding:
 class AuditReport:
     """Everything known about one video, and the verdict a script acts on (``exit_code``).
 
-    ``ledger`` is reserved for the studio's own record of the render (filled by the ledger
-    lookup; None when not looked up).
+    ``ledger`` is the studio's own record of the render (filled by ``audit_video``; None when
+    not looked up; ``{"found": False, "available": False}`` when the data folder has no ledger).
+    ``receipt`` is the check of a receipt file given with the video (``verify_receipt``).
     """
 
     file_name: str
