@@ -99,6 +99,9 @@ def _delete_if_unused(path: str, release: int, released_at: float) -> None:
         Path(path).unlink(missing_ok=True)
 
 
+_LABEL_LOCKED = "Required by this credential (disclosure: label-as-ai-generated): it cannot be turned off."
+
+
 def build_app(pipeline: RenderPipeline) -> gr.Blocks:
     ledger = pipeline.ledger
     config = pipeline.config
@@ -157,7 +160,10 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
                 describe(credential_id),
                 gr.update(choices=list(c.purposes), value=c.purposes[0]),
                 c.project,
-                gr.update(value=c.disclosure_required),
+                # A label the credential requires is locked on (the pipeline refuses a render without it).
+                gr.update(value=True, interactive=False, info=_LABEL_LOCKED)
+                if c.disclosure_required
+                else gr.update(value=False, interactive=True, info=None),
             )
         except USER_FACING as exc:
             raise _fail(exc) from None

@@ -1,8 +1,9 @@
 """Auditing: tell, for any video file, whether and how it came from this studio.
 
 ``inspect_video(path, config) -> AuditReport`` reads the file; ``audit_video`` adds the ledger
-record. The CLI (``avatar-studio audit inspect``) and the web app only print the report. Two
-independent witnesses are read:
+record (and, given a receipt file, checks it against the ledger: ``verify_receipt``). The CLI
+(``avatar-studio audit inspect``) and the web app only print the report. Two independent
+witnesses are read from the file:
 
 * the invisible **watermark** in the pixels (survives re-encoding, cropping, stripping of
   metadata), decoded with this studio's secret key;
@@ -17,6 +18,14 @@ Exit codes (for scripts; also in ``--help`` and docs/provenance.md):
   4  watermark found but the manifest is invalid (tampered), signed by someone else,
      or does not match the watermark
   5  no watermark found (not ours, or this studio has no watermark key)
+  6  watermark found but this studio's ledger has no record of the render (rows deleted, or
+     no ledger in the data folder to ask); also a receipt naming a render the ledger lacks
+  7  the records disagree: a receipt whose bytes are not the ones the ledger hashed at
+     render.finished, an output hash that differs, or a visible AI label that the credential
+     required (ledger, render.started) but the receipt says is absent, or a render the ledger
+     records as never delivered (lost)
+
+With a ledger record found, the report also says "label: required yes/no, present yes/no".
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ EXIT_BAD_INPUT = 2
 EXIT_MANIFEST_MISSING = 3
 EXIT_MANIFEST_BAD = 4
 EXIT_NO_WATERMARK = 5
+EXIT_NO_RECORD = 6
+EXIT_RECORDS_DISAGREE = 7
 
 WatermarkStatus = Literal["found", "not found", "no key"]
 _CHUNK = 16  # frames per detection batch: bounded memory for long videos
@@ -61,15 +72,30 @@ class WatermarkFinding:
 class AuditReport:
     """Everything known about one video, and the verdict a script acts on (``exit_code``).
 
-    ``ledger`` is reserved for the studio's own record of the render (filled by the ledger
-    lookup; None when not looked up).
+    ``ledger`` is the studio's own record of the render (filled by ``audit_video``; None when
+    not looked up; ``{"found": False, "available": False}`` when the data folder has no ledger).
+    ``receipt`` is the check of a receipt file given with the video (``verify_receipt``).
     """
 
     file_name: str
     watermark: WatermarkFinding
     manifest: Any  # watermark.provenance.ManifestReport (imported lazily)
     ledger: dict[str, Any] | None = None
+    receipt: "ReceiptCheck | None" = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def disagreements(self) -> list[str]:
+        """Where the ledger, the receipt and the file contradict each other (exit 7)."""
+        found: list[str] = []
+        if self.ledger is not None and self.ledger.get("found"):
+            if self.ledger.get("status") != "finished":
+                found.append(f"the ledger records this render as {self.ledger.get('status')}: it was never delivered")
+            if self.ledger.get("label_required") and self.ledger.get("label_present") is False:
+                found.append("the credential required a visible AI label and the ledger's receipt says it is absent")
+        if self.receipt is not None:
+            found.extend(self.receipt.problems)
+        return found
 
     @property
     def consistent(self) -> bool:
@@ -80,6 +106,12 @@ class AuditReport:
     def exit_code(self) -> int:
         if self.watermark.status != "found":
             return EXIT_NO_WATERMARK
+        if (self.ledger is not None and not self.ledger.get("found")) or (
+            self.receipt is not None and not self.receipt.found
+        ):
+            return EXIT_NO_RECORD
+        if self.disagreements:
+            return EXIT_RECORDS_DISAGREE
         if self.manifest.status == "missing":
             return EXIT_MANIFEST_MISSING
         if self.manifest.status == "trusted" and self.consistent:
@@ -99,6 +131,10 @@ class AuditReport:
             if self.manifest.status == "invalid":
                 return "watermark from this studio, but the file was altered after signing"
             return "watermark from this studio, but the manifest was signed by someone else"
+        if code == EXIT_NO_RECORD:
+            return "watermark from this studio, but its ledger has no record of this render"
+        if code == EXIT_RECORDS_DISAGREE:
+            return "made by this studio, but its records disagree: " + "; ".join(self.disagreements)
         if self.watermark.status == "no key":
             return "unknown: this studio has no watermark key to look for its mark"
         return "no watermark of this studio found"
@@ -115,6 +151,8 @@ class AuditReport:
             "manifest": self.manifest.to_dict(),
             "consistent": self.consistent,
             "ledger": self.ledger,
+            "receipt": None if self.receipt is None else self.receipt.to_dict(),
+            "disagreements": self.disagreements,
             "notes": list(self.notes),
             "verdict": self.verdict,
             "exit_code": self.exit_code,
@@ -179,22 +217,194 @@ def format_report(report: AuditReport) -> list[str]:
         lines.append(f"            watermark payload {payload} ({agreement})")
     lines.extend(f"  failure:  {failure}" for failure in manifest.failures)
     if report.ledger is not None:
-        lines.extend(_ledger_lines(report.ledger))
+        lines.extend(_ledger_lines(report.ledger, report.receipt))
+    if report.receipt is not None:
+        lines.extend(receipt_lines(report.receipt))
     lines.extend(f"note:       {note}" for note in report.notes)
     lines.append(f"verdict:    {report.verdict} (exit {report.exit_code})")
     return lines
 
 
-def _ledger_lines(entry: dict[str, Any]) -> list[str]:
+def _ledger_lines(entry: dict[str, Any], receipt: "ReceiptCheck | None" = None) -> list[str]:
     if not entry.get("found"):
+        if entry.get("available") is False:
+            return ["ledger:     no ledger in this data folder, so no record of this render can be shown"]
         return ["ledger:     no render with this watermark in this studio's ledger"]
     revoked = "REVOKED now" if entry["credential_revoked_now"] else "not revoked"
     exact = "the exact delivered file" if entry["exact_delivered_file"] else "a modified copy (re-encoded, cut or edited)"
-    return [
+    lines = [
         f"ledger:     render {entry['render_id']} ({entry['status']}) by {entry['operator']} at {entry['rendered_at']}",
         f"            credential {entry['credential_id']} ({revoked}); purpose {entry['purpose']}; project {entry['project']}",
         f"            this file is {exact}",
     ]
+    if receipt is None or not receipt.found:  # with a receipt file, its own label line is printed
+        lines.append(_label_line(entry.get("label_required"), entry.get("label_present")))
+    return lines
+
+
+def _label_line(required: bool | None, present: bool | None) -> str:
+    def word(value: bool | None) -> str:
+        return "unknown" if value is None else ("yes" if value else "no")
+
+    shown = "NO" if required and present is False else word(present)
+    return f"label:      required {word(required)}, present {shown}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceiptCheck:
+    """A receipt file checked against the ledger's ``render.started``/``render.finished`` events.
+
+    ``matches``: the file's sha256 is the ``receipt_sha256`` the ledger recorded (so every field,
+    the output hash included, is what the studio committed). ``video_matches``: the video given
+    alongside hashes to the receipt's ``output_sha256`` (None: no video given).
+    """
+
+    file_name: str
+    render_id: str | None
+    found: bool
+    sha256: str
+    ledger_sha256: str | None = None
+    output_matches: bool | None = None
+    video_matches: bool | None = None
+    label_required: bool | None = None
+    label_present: bool | None = None
+    status: str | None = None  # the render's status in the ledger now (finished, lost, ...)
+
+    @property
+    def matches(self) -> bool:
+        return self.found and self.sha256 == self.ledger_sha256
+
+    @property
+    def problems(self) -> list[str]:
+        found: list[str] = []
+        if not self.found:
+            return found
+        if not self.matches:
+            found.append("the receipt does not match the ledger (its bytes are not the ones the ledger hashed)")
+        if self.output_matches is False:
+            found.append("the receipt's output hash is not the ledger's")
+        if self.video_matches is False:
+            found.append("the video is not the output the receipt names")
+        if self.label_required and self.label_present is not True:
+            found.append("the credential required a visible AI label and the receipt says it is absent")
+        if self.status not in (None, "finished"):
+            found.append(f"the ledger records this render as {self.status}: it was never delivered")
+        return found
+
+    @property
+    def exit_code(self) -> int:
+        if not self.found:
+            return EXIT_NO_RECORD
+        return EXIT_RECORDS_DISAGREE if self.problems else EXIT_OURS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file_name,
+            "render_id": self.render_id,
+            "found": self.found,
+            "sha256": self.sha256,
+            "ledger_sha256": self.ledger_sha256,
+            "matches": self.matches,
+            "output_matches": self.output_matches,
+            "video_matches": self.video_matches,
+            "label_required": self.label_required,
+            "label_present": self.label_present,
+            "status": self.status,
+            "problems": self.problems,
+            "exit_code": self.exit_code,
+        }
+
+
+def receipt_lines(check: ReceiptCheck) -> list[str]:
+    """The receipt part of the report, one line per fact."""
+    if not check.found:
+        return [f"receipt:    render {check.render_id}: not in this studio's ledger"]
+    if check.matches:
+        first = f"receipt:    render {check.render_id}: matches the ledger (sha256 {check.sha256[:16]}...)"
+    else:
+        first = (f"receipt:    render {check.render_id}: does not match the ledger "
+                 f"(file sha256 {check.sha256[:16]}..., ledger {str(check.ledger_sha256)[:16]}...)")
+    lines = [first]
+    if check.output_matches is False:
+        lines.append("            its output hash differs from the ledger's")
+    if check.video_matches is True:
+        lines.append("            this file is the output the receipt names")
+    elif check.video_matches is False:
+        lines.append("            this file is NOT the output the receipt names")
+    lines.append(_label_line(check.label_required, check.label_present))
+    if check.status not in (None, "finished"):
+        lines.append(f"            the ledger records this render as {check.status}: it was never delivered")
+    return lines
+
+
+def verify_receipt(receipt_path: Path, *, ledger: Any, video: Path | None = None) -> ReceiptCheck:
+    """Check a receipt file against the ledger (and the video it names, when given)."""
+    import hashlib
+
+    from studio.receipt import Receipt
+
+    from studio.receipt import MalformedReceipt
+
+    if not receipt_path.is_file():
+        raise MalformedReceipt("the receipt file does not exist or is not a file")
+    raw = receipt_path.read_bytes()
+    receipt = Receipt.parse(raw)
+    fields = receipt.fields
+    render_id = fields.get("render_id")
+    digest = hashlib.sha256(raw).hexdigest()
+    events = _render_events(ledger, render_id) if isinstance(render_id, str) else {}
+    finished = events.get("render.finished")
+    if finished is None:
+        return ReceiptCheck(file_name=receipt_path.name, render_id=str(render_id), found=False, sha256=digest)
+    started = events.get("render.started", {})
+    inputs = started.get("inputs", {}) if isinstance(started, dict) else {}
+    present = fields.get("ai_label")
+    record = ledger.find_render(render_id)
+    video_matches = None
+    if video is not None:
+        from studio.media import sha256_file
+
+        video_matches = sha256_file(video) == fields.get("output_sha256") == finished.get("output_sha256")
+    return ReceiptCheck(
+        file_name=receipt_path.name,
+        render_id=render_id,
+        found=True,
+        sha256=digest,
+        ledger_sha256=finished.get("receipt_sha256"),
+        output_matches=fields.get("output_sha256") == finished.get("output_sha256"),
+        video_matches=video_matches,
+        label_required=inputs.get("label_required"),
+        label_present=present if isinstance(present, bool) else None,
+        status=None if record is None else record.status,
+    )
+
+
+def _render_events(ledger: Any, render_id: str) -> dict[str, dict[str, Any]]:
+    """The data of the render's ``render.started`` and ``render.finished`` events, by kind.
+
+    Event data is canonical JSON (no spaces), so a text match narrows the search and the
+    parsed ``render_id`` confirms it.
+    """
+    import json
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from studio.ledger.tables import EventRow
+
+    needle = json.dumps({"render_id": render_id})[1:-1].replace(": ", ":")
+    query = (
+        select(EventRow.kind, EventRow.data)
+        .where(EventRow.kind.in_(("render.started", "render.finished")), EventRow.data.contains(needle))
+        .order_by(EventRow.seq)
+    )
+    found: dict[str, dict[str, Any]] = {}
+    with Session(ledger.engine) as session:
+        for kind, text in session.execute(query):
+            data = json.loads(text)
+            if data.get("render_id") == render_id:
+                found.setdefault(kind, data)
+    return found
 
 
 def _studio_trust_anchor(config: StudioConfig) -> str | None:
@@ -270,6 +480,7 @@ def audit_video(
     watermark_key: bytes | None = None,
     trust_anchor_pem: str | None = None,
     max_frames: int | None = None,
+    receipt_path: Path | None = None,
 ) -> AuditReport:
     """``inspect_video`` plus this studio's ledger record of the render the mark names.
 
@@ -282,9 +493,12 @@ def audit_video(
     report = inspect_video(path, config, watermark_key=watermark_key, trust_anchor_pem=trust_anchor_pem,
                            max_frames=max_frames)
     if ledger is None:
-        ledger = _open_existing_ledger(config)
+        ledger = open_existing_ledger(config)
     if ledger is None:
-        return dataclasses.replace(report, notes=[*report.notes, "no ledger in this data folder"])
+        return dataclasses.replace(report, ledger={"found": False, "available": False},
+                                   notes=[*report.notes, "no ledger in this data folder"])
+    if receipt_path is not None:
+        report = dataclasses.replace(report, receipt=verify_receipt(receipt_path, ledger=ledger, video=path))
     payload = report.watermark.payload
     if payload is None and report.manifest.status == "trusted":
         payload = report.manifest.watermark_payload
@@ -309,11 +523,15 @@ def audit_video(
             record.credential_id and ledger.revocation_status().is_revoked(record.credential_id)
         ),
         "exact_delivered_file": record.output_sha256 == sha256_file(path),
+        # From the ledger: what render.started recorded, and what the committed receipt says.
+        "label_required": record.inputs.get("label_required"),
+        "label_present": None if record.receipt is None else record.receipt.get("ai_label"),
     }
     return dataclasses.replace(report, ledger=entry)
 
 
-def _open_existing_ledger(config: StudioConfig) -> Any | None:
+def open_existing_ledger(config: StudioConfig) -> Any | None:
+    """The data folder's ledger, or None when there is none (an audit creates nothing)."""
     from studio.ledger import Ledger
 
     if config.database_url is None and not (config.home / "ledger.sqlite3").exists():

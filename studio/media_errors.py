@@ -41,3 +41,7 @@ class UnreadableVideo(MediaError):
 
 class VideoTooLarge(MediaError):
     """The video's frames are larger than the limit, or it runs longer than allowed."""
+
+
+class VideoExceedsLimit(VideoTooLarge):
+    """While decoding, the frames went past a limit their header did not show (length, rate, size)."""

@@ -5,20 +5,30 @@ Every frame the studio produces goes through here, in this order::
     1 read inputs -> 2 analyse the face -> 3 verify consent (this face, use, time)
     -> 4 animate -> 5 watermark (and read it back) -> 6 encode + C2PA -> 7 ledger -> move into place
 
-Refusals stop at step 3, before any animation, and are logged with their reason. Output is
-written to the data folder's ``work`` folder and moved into ``outputs`` only after the ledger has
-committed the render; a crash leaves nothing in the output folder, and the next start marks
-the render as failed (``recover()``).
+Refusals stop at step 3, before any animation, and are logged with their reason; so does a
+request that drops the visible label a credential requires. The consent's duration and the
+studio's own limits are enforced again on the decoded frames (``media.DecodedLimits``): a file
+whose header under-declares its length is stopped at the first frame past the limit and the
+render fails with that reason, delivering nothing.
+
+The receipt is frozen (``studio.receipt.Receipt``, RFC 8785 bytes) before the ledger commit; the
+ledger hashes exactly those bytes and they are what ``<id>.receipt.json`` holds. Output is
+written to ``work/<render id>/`` and moved into ``outputs`` only after the ledger has committed
+the render, then marked delivered. Each open render holds a lease in the ledger (owner pid and
+host, heartbeat); ``recover()``, run at every start, touches only renders whose owner is gone:
+a started one is marked failed and its work folder deleted; a finished one that was never
+delivered is delivered from its work folder when the signed file there has the recorded hash,
+and is otherwise recorded as ``render.lost``. Renders owned by live processes are left alone.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import secrets
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -37,6 +47,7 @@ from models.errors import MotionError
 from studio import media
 from studio.config import StudioConfig
 from studio.errors import StudioError
+from studio.receipt import Receipt
 
 if TYPE_CHECKING:  # pragma: no cover
     from studio.ledger import Ledger
@@ -53,6 +64,13 @@ _CHUNK = 8  # frames per watermark/encode batch
 # stage), and more frames are read only if they do not.
 _CHECK_POINTS = (4, 16, 64)
 _MARK_ATTEMPTS = 3  # renders (each under a fresh render id) before a failed watermark check is final
+LEASE_TIMEOUT_SECONDS = 60.0  # an open render whose heartbeat is older than this has no live owner
+HEARTBEAT_SECONDS = 5.0  # how often a running render refreshes its heartbeat
+
+# Render ids this process is running now: recovery never touches them, even when a dead
+# process that owned another render had the same pid as this one.
+_ACTIVE: set[str] = set()
+_ACTIVE_LOCK = threading.Lock()
 
 
 class RenderRefused(StudioError):
@@ -65,6 +83,14 @@ class WatermarkNotConfirmed(StudioError):
 
 class ConsentRevokedDuringRender(StudioError):
     """The credential was revoked while the render was running; the output was discarded."""
+
+
+class LabelRequired(RenderRefused):
+    """The request drops the visible AI label that the consent credential requires."""
+
+
+class TermsExceeded(RenderRefused):
+    """The decoded frames went past the consent's duration or a studio limit; the render was stopped."""
 
 
 class UnknownAnimator(StudioError):
@@ -91,7 +117,9 @@ class RenderResult:
     video_path: Path
     receipt_path: Path
     render_id: str
-    receipt: dict[str, Any]
+    receipt: dict[str, Any]  # the delivered receipt's fields (its bytes are in receipt_path)
+    # Every stage's wall time, including those measured after the receipt was frozen (ledger).
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -146,6 +174,9 @@ class RenderPipeline:
         animators: dict[str, Callable[[], Animator]],
         face_analyzer: Callable[[], Any],
         clock: Callable[[], datetime] = _utcnow,
+        max_video_seconds: float = media.MAX_VIDEO_SECONDS,
+        lease_timeout_seconds: float = LEASE_TIMEOUT_SECONDS,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ) -> None:
         self.config = config
         self.ledger = ledger
@@ -154,13 +185,17 @@ class RenderPipeline:
         self._animator_factories = animators
         self._face_analyzer_factory = face_analyzer
         self._clock = clock
+        self.max_video_seconds = max_video_seconds  # the studio's own length limit, on decoded frames too
+        self.lease_timeout_seconds = lease_timeout_seconds
+        self.heartbeat_seconds = heartbeat_seconds
         self._local = threading.local()
         config.outputs_dir.mkdir(parents=True, exist_ok=True)
         self.work_dir.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_config(cls, config: StudioConfig) -> "RenderPipeline":
+    def from_config(cls, config: StudioConfig, **options: Any) -> "RenderPipeline":
+        """The studio's pipeline; ``options`` are passed to the constructor (limits, lease times)."""
         from models.face import FaceAnalyzer
         from models.landmark_animator import LandmarkAnimator
         from studio.identity import load_or_create_watermark_key
@@ -185,6 +220,7 @@ class RenderPipeline:
             signer=StudioSigner.load_or_create(config.home / "c2pa"),
             animators=animators,
             face_analyzer=FaceAnalyzer,
+            **options,
         )
         pipeline.recover()
         return pipeline
@@ -201,13 +237,77 @@ class RenderPipeline:
         return sorted(self._animator_factories)
 
     def recover(self) -> int:
-        """After a crash: mark renders left 'started' as failed and delete partial files."""
-        for stale in self.work_dir.glob("*"):
-            if stale.is_dir():
-                shutil.rmtree(stale, ignore_errors=True)
-            else:
-                stale.unlink(missing_ok=True)
-        return self.ledger.mark_interrupted_renders(actor="studio")
+        """Settle the open renders whose owner is gone; returns how many started ones were failed.
+
+        Started renders of a gone owner are marked failed and their work folders deleted.
+        Finished renders of a gone owner that were never moved into place are delivered from
+        their work folder when the signed file there has the recorded hash, else recorded as
+        lost. Renders of live owners (this process, or another with a fresh heartbeat) and
+        their work folders are not touched.
+        """
+        leases = self.ledger.render_leases()
+        live = {lease.render_id for lease in leases if self._owner_alive(lease)}
+        gone = [lease for lease in leases if lease.render_id not in live]
+        interrupted = [lease.render_id for lease in gone if lease.status == "started"]
+        for render_id in interrupted:
+            _remove(self.work_dir / render_id)
+        failed = self.ledger.mark_interrupted_renders(actor="studio", render_ids=interrupted)
+        for lease in gone:
+            if lease.status == "finished":
+                self._settle_undelivered(lease.render_id)
+        # Anything else in work/ belongs to no open render (or to one settled above), except
+        # a folder younger than a lease: it may be a render that is starting right now.
+        horizon = time.time() - self.lease_timeout_seconds
+        for entry in self.work_dir.iterdir():
+            if entry.name in live:
+                continue
+            if entry.name not in {lease.render_id for lease in gone} and entry.stat().st_mtime > horizon:
+                continue
+            _remove(entry)
+        return failed
+
+    def _owner_alive(self, lease: "Any") -> bool:
+        """Whether the process that holds ``lease`` (a ``studio.ledger.RenderLease``) may still run it."""
+        with _ACTIVE_LOCK:
+            if lease.render_id in _ACTIVE:
+                return True
+        age = (_utcnow() - lease.heartbeat_at).total_seconds()  # wall time, not the consent clock
+        if age > self.lease_timeout_seconds:
+            return False
+        if lease.owner_pid is None or lease.owner_host != socket.gethostname():
+            return True  # another host (a shared database) or an old row: only the heartbeat can tell
+        if lease.owner_pid == os.getpid():
+            return False  # our pid, but not one of our renders: a dead process had this pid before
+        return _pid_alive(lease.owner_pid)
+
+    def _settle_undelivered(self, render_id: str) -> None:
+        """Finish the move of a committed render whose owner died before it, or record the loss."""
+        record = self.ledger.find_render(render_id)
+        if record is None or record.receipt is None or record.output_sha256 is None:
+            return
+        out = self.config.outputs_dir / f"{render_id}.mp4"
+        receipt_path = self.config.outputs_dir / f"{render_id}.receipt.json"
+        signed = self.work_dir / render_id / "signed.mp4"
+        if out.is_file() and media.sha256_file(out) == record.output_sha256:
+            source = None  # moved already; only the receipt and the delivery mark may be missing
+        elif signed.is_file() and media.sha256_file(signed) == record.output_sha256:
+            source = signed
+        else:
+            reason = ("lost before delivery: the studio stopped after the ledger commit and the signed "
+                      "output was neither in outputs/ nor intact in the work folder")
+            self.ledger.render_lost(render_id=render_id, reason=reason)
+            log.warning("render %s: %s", render_id, reason)
+            _remove(self.work_dir / render_id)
+            return
+        receipt = Receipt.freeze(record.receipt)
+        tmp = self.work_dir / f"{render_id}.receipt.tmp"
+        tmp.write_bytes(receipt.text)
+        if source is not None:
+            os.replace(source, out)
+        os.replace(tmp, receipt_path)
+        self.ledger.render_delivered(render_id=render_id)
+        _remove(self.work_dir / render_id)
+        log.warning("render %s: delivered at start-up (its process stopped after the ledger commit)", render_id)
 
     # ------------------------------------------------------------------ per-thread parts
     def face_analyzer(self) -> Any:
@@ -247,7 +347,7 @@ class RenderPipeline:
             inputs["photo"] = media.sha256_file(request.photo)
             inputs["driving"] = media.sha256_file(request.driving)
             photo = media.read_image(request.photo)
-            info = media.probe_video(request.driving)
+            info = media.probe_video(request.driving, max_duration_seconds=self.max_video_seconds)
             timer.add("read", time.perf_counter() - t0)
 
             t0 = time.perf_counter()
@@ -258,6 +358,12 @@ class RenderPipeline:
             t0 = time.perf_counter()
             report("verifying consent", 0, None)
             verified = self._verify(request, duration=info.duration_seconds, embedding=face.embedding)
+            if verified.credential.disclosure_required and request.label_ai is False:
+                raise LabelRequired(
+                    "the consent credential requires a visible \"AI-generated\" label on every frame "
+                    "(disclosure: label-as-ai-generated), so a render without it is refused; "
+                    "render with the label instead"
+                )
             animator = self._animator(request.animator)
             timer.add("consent", time.perf_counter() - t0)
         except (ConsentError, MotionError, StudioError) as exc:
@@ -296,27 +402,40 @@ class RenderPipeline:
         """One render under a fresh render id: started, then finished or failed in the ledger."""
         request = job.request
         render_id, payload = new_render_id()
-        self.ledger.render_started(
-            render_id=render_id,
-            credential_id=request.credential_id,
-            operator=request.operator,
-            purpose=request.purpose,
-            project=request.project,
-            inputs={**job.inputs, "animator": job.animator.name, "payload": payload},
-        )
-        job_dir = self.work_dir / render_id
+        label_required = job.verified.credential.disclosure_required
+        with _ACTIVE_LOCK:
+            _ACTIVE.add(render_id)
+        heartbeat = _Heartbeat(self.ledger, render_id, every=self.heartbeat_seconds)
         try:
-            job_dir.mkdir(parents=True)
-            result = self._produce(job, render_id, payload, job_dir)
-        except BaseException as exc:  # noqa: BLE001 - log every failure, then let it propagate
-            reason = exc.user_message() if hasattr(exc, "user_message") else f"{type(exc).__name__}: {exc}"
+            self.ledger.render_started(
+                render_id=render_id,
+                credential_id=request.credential_id,
+                operator=request.operator,
+                purpose=request.purpose,
+                project=request.project,
+                inputs={**job.inputs, "animator": job.animator.name, "payload": payload,
+                        "label_required": label_required, "label_applied": _label_of(job)},
+                owner_pid=os.getpid(),
+                owner_host=socket.gethostname(),
+            )
+            heartbeat.start()
+            job_dir = self.work_dir / render_id
             try:
-                self.ledger.render_failed(render_id=render_id, reason=reason)
-            finally:
-                shutil.rmtree(job_dir, ignore_errors=True)
-            raise
-        shutil.rmtree(job_dir, ignore_errors=True)
-        return result
+                job_dir.mkdir(parents=True)
+                result = self._produce(job, render_id, payload, job_dir)
+            except BaseException as exc:  # noqa: BLE001 - log every failure, then let it propagate
+                reason = exc.user_message() if hasattr(exc, "user_message") else f"{type(exc).__name__}: {exc}"
+                try:
+                    self.ledger.render_failed(render_id=render_id, reason=reason)
+                finally:
+                    shutil.rmtree(job_dir, ignore_errors=True)
+                raise
+            shutil.rmtree(job_dir, ignore_errors=True)
+            return result
+        finally:
+            heartbeat.stop()
+            with _ACTIVE_LOCK:
+                _ACTIVE.discard(render_id)
 
     def _verify(self, request: RenderRequest, *, duration: float, embedding: Any) -> VerifiedConsent:
         credential = self.ledger.get_credential(request.credential_id)
@@ -347,14 +466,20 @@ class RenderPipeline:
 
         # 4-6a: animate, label, watermark and encode, streaming in small batches.
         options = request.options
-        frames = animator.animate(
+        # The consent's duration and the studio's limits hold on the decoded frames, not the header.
+        if verified.credential.max_duration_seconds <= self.max_video_seconds:
+            limits = media.DecodedLimits(seconds=verified.credential.max_duration_seconds, seconds_source="the consent")
+        else:
+            limits = media.DecodedLimits(seconds=self.max_video_seconds, seconds_source="the studio's limit")
+        driving = media.VideoReader(request.driving, max_duration_seconds=self.max_video_seconds, limits=limits)
+        frames = _stop_past_limits(animator.animate(
             verified,
             photo,
-            media.VideoReader(request.driving),
+            driving,
             options=options,
             progress=lambda done, n: report("animating", done, n or total),
             total_frames=total,
-        )
+        ))
         writer: media.VideoWriter | None = None
         embedder = None
         written = 0
@@ -452,7 +577,7 @@ class RenderPipeline:
         t0 = time.perf_counter()
         if self.ledger.revocation_status().is_revoked(verified.credential.credential_id):
             raise ConsentRevokedDuringRender("the consent credential was revoked during the render; output discarded")
-        receipt = {
+        fields = {
             "render_id": render_id,
             "credential_id": verified.credential.credential_id,
             "subject": verified.credential.subject_name,
@@ -462,6 +587,7 @@ class RenderPipeline:
             "animator": animator.name,
             "options": asdict(options),
             "ai_label": bool(label),
+            "ai_label_required": bool(verified.credential.disclosure_required),
             "inputs": {"photo_sha256": inputs["photo"], "driving_sha256": inputs["driving"]},
             "output_sha256": media.sha256_file(signed),
             "frames": written,
@@ -479,18 +605,88 @@ class RenderPipeline:
             "attempts": job.attempt,
             "ledger_checkpoint": ledger_checkpoint,
         }
+        # Frozen before the commit: the ledger hashes these bytes and they are what is delivered.
+        receipt = Receipt.freeze(fields)
+        receipt_tmp = job_dir / "receipt.json"
+        receipt_tmp.write_bytes(receipt.text)
         self.ledger.render_finished(render_id=render_id, receipt=receipt)
         timer.add("ledger", time.perf_counter() - t0)
-        receipt["stage_seconds"] = {k: round(v, 3) for k, v in timer.seconds.items()}
 
+        # Committed: from here a crash leaves a finished, undelivered render that recover() settles.
+        report("delivering", written, written)
         out = self.config.outputs_dir / f"{render_id}.mp4"
         receipt_path = self.config.outputs_dir / f"{render_id}.receipt.json"
-        receipt_tmp = job_dir / "receipt.json"
-        receipt_tmp.write_text(json.dumps(receipt, indent=2, sort_keys=True))
         os.replace(signed, out)
         os.replace(receipt_tmp, receipt_path)
+        try:
+            self.ledger.render_delivered(render_id=render_id)
+        except StudioError:  # delivered all the same; the next start sees the file in place and marks it
+            log.warning("render %s: delivered, but the delivery mark was not written", render_id, exc_info=True)
+        stage_seconds = {k: round(v, 3) for k, v in timer.seconds.items()}
+        log.info("render %s delivered: %d frames; stage seconds %s", render_id, written, stage_seconds)
         report("done", written, written)
-        return RenderResult(video_path=out, receipt_path=receipt_path, render_id=render_id, receipt=receipt)
+        return RenderResult(video_path=out, receipt_path=receipt_path, render_id=render_id, receipt=receipt.fields,
+                            stage_seconds=stage_seconds)
+
+
+def _label_of(job: _Job) -> bool:
+    """Whether this render carries the visible AI label (a required one is never dropped: see render())."""
+    required = job.verified.credential.disclosure_required
+    return required or bool(job.request.label_ai)
+
+
+def _stop_past_limits(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """``frames``; a decoded frame past the consent's or studio's limits stops the render as a refusal."""
+    try:
+        yield from frames
+    except media.VideoExceedsLimit as exc:
+        raise TermsExceeded(f"{exc.user_message()} The render was stopped and nothing was delivered.") from exc
+
+
+class _Heartbeat:
+    """Refreshes a running render's lease in the ledger every ``every`` seconds from a daemon thread."""
+
+    def __init__(self, ledger: "Ledger", render_id: str, *, every: float) -> None:
+        self._ledger, self._render_id, self._every = ledger, render_id, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{render_id[:12]}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self._ledger.heartbeat(self._render_id)
+            except Exception:  # noqa: BLE001 - a busy ledger skips one beat; the lease timeout allows many
+                log.warning("render %s: heartbeat not written", self._render_id, exc_info=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists here and is not a zombie (killed, not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _timed_batches(frames: Iterable[np.ndarray], n: int) -> Iterator[tuple[np.ndarray, float]]:

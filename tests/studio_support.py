@@ -17,7 +17,7 @@ def small_pipeline(home: Path, **overrides):
     return RenderPipeline.from_config(config)
 
 
-def short_driving_clip(path: Path, image: np.ndarray, *, frames: int = 12, size: int = 256) -> Path:
+def short_driving_clip(path: Path, image: np.ndarray, *, frames: int = 12, size: int = 256, fps: int = 25) -> Path:
     """A short synthetic driving clip (moving astronaut head) with a sine-wave audio track."""
     from PIL import Image
 
@@ -27,7 +27,7 @@ def short_driving_clip(path: Path, image: np.ndarray, *, frames: int = 12, size:
     head = image[0:320, 60:380]  # head and shoulders, so the face stays >= 64 px at small sizes
     small = np.asarray(Image.fromarray(head).resize((size, size), Image.BILINEAR))
     clip, _ = make_driving_clip(small, frames=frames)
-    media.write_video(path, clip, fps=25)
+    media.write_video(path, clip, fps=fps)
     return path
 
 

@@ -51,7 +51,22 @@ def media(studio: StudioConfig, tmp_path_factory: pytest.TempPathFactory) -> dic
     stranger = StudioSigner.load_or_create(folder / "stranger-ca", organization="Another Studio")
     sign_mp4(files["encoded"], files["theirs"], signer=stranger, render_id=RENDER_ID, consent_id=CONSENT_ID, watermark_payload=PAYLOAD)
     sign_mp4(files["encoded"], files["mismatch"], signer=signer, render_id="other", consent_id=CONSENT_ID, watermark_payload=PAYLOAD ^ 1)
+    _record_render(studio, files["ours"])
     return files
+
+
+def _record_render(studio: StudioConfig, output: Path) -> None:
+    """The ledger record a real render leaves (started, finished, delivered), for the signed file."""
+    from studio.ledger import Ledger
+    from studio.media import sha256_file
+
+    with Ledger.from_config(studio) as ledger:
+        ledger.render_started(render_id=RENDER_ID, credential_id=CONSENT_ID, operator="tester", purpose="film",
+                              project="Orbit", inputs={"label_required": True, "label_applied": True})
+        receipt = {"render_id": RENDER_ID, "output_sha256": sha256_file(output), "watermark_payload": PAYLOAD,
+                   "ai_label": True}
+        ledger.render_finished(render_id=RENDER_ID, receipt=receipt)
+        ledger.render_delivered(render_id=RENDER_ID)
 
 
 def run(studio: StudioConfig, *args: str) -> int:
@@ -83,7 +98,8 @@ def test_json_report_is_machine_readable(studio: StudioConfig, media: dict[str, 
     assert report["manifest"]["status"] == "trusted"
     assert report["manifest"]["consent_id"] == CONSENT_ID
     assert report["consistent"] is True
-    assert report["ledger"] is None
+    assert report["ledger"]["found"] is True and report["ledger"]["render_id"] == RENDER_ID
+    assert report["ledger"]["label_required"] is True and report["ledger"]["label_present"] is True
 
 
 def test_stripped_manifest_exits_3(studio: StudioConfig, media: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -197,8 +213,24 @@ def test_bad_input_exits_2_with_one_clear_line(
 def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     main(["audit", "inspect", "--help"])
     out = capsys.readouterr().out
-    for code in ("0 =", "2 =", "3 =", "4 =", "5 ="):
+    for code in ("0 =", "2 =", "3 =", "4 =", "5 =", "6 =", "7 ="):
         assert code in out
+
+
+def test_our_watermark_without_a_ledger_to_ask_is_not_ours_intact(
+    studio: StudioConfig, media: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Key and CA copied, ledger not: the mark and manifest are ours, but no record can be shown.
+    import shutil
+
+    home = tmp_path / "no-ledger-home"
+    shutil.copytree(studio.home / "keys", home / "keys")
+    shutil.copytree(studio.home / "c2pa", home / "c2pa")
+    code = main(["--home", str(home), "audit", "inspect", str(media["ours"])])
+    out = capsys.readouterr().out
+
+    assert code == 6
+    assert "no ledger in this data folder" in out
 
 
 def test_signed_render_frames_match_what_was_encoded(media: dict[str, Path]) -> None:
@@ -245,3 +277,41 @@ def test_max_frames_bounds_the_search(studio: StudioConfig, media: dict[str, Pat
     assert code == 0
     assert report["watermark"]["frames"] == 20
     assert report["watermark"]["payload"] == f"{PAYLOAD:012x}"
+
+
+@pytest.mark.parametrize(("ending", "expected"), [("failed", 6), ("lost", 7)])
+def test_a_signed_copy_of_a_render_the_studio_never_delivered_is_flagged(
+    studio: StudioConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str], ending: str, expected: int
+) -> None:
+    # A signed file taken from the work folder of a render that then failed (e.g. revoked after
+    # signing) or that the studio recorded as lost carries our mark and a trusted manifest, but
+    # the studio never delivered it: a failed render has no delivered payload in the ledger
+    # (exit 6), a lost one is a record that contradicts the file (exit 7).
+    from watermark import Watermarker
+
+    from studio.ledger import Ledger
+    from studio.media import sha256_file
+
+    payload = 0x1A2B_3C4D_5E60 + expected
+    render_id = f"{payload:012x}{ending}"
+    marked = Watermarker(load_or_create_watermark_key(studio)).embed(make_frames(), payload)
+    encoded, signed = tmp_path / "encoded.mp4", tmp_path / "signed.mp4"
+    write_test_mp4(encoded, marked)
+    sign_mp4(encoded, signed, signer=StudioSigner.load_or_create(studio.home / "c2pa"), render_id=render_id,
+             consent_id=CONSENT_ID, watermark_payload=payload)
+    with Ledger.from_config(studio) as ledger:
+        ledger.render_started(render_id=render_id, credential_id=CONSENT_ID, operator="tester", purpose="film",
+                              project="Orbit", inputs={"payload": payload})
+        if ending == "failed":
+            ledger.render_failed(render_id=render_id, reason="the consent credential was revoked during the render")
+        else:
+            ledger.render_finished(render_id=render_id, receipt={"render_id": render_id, "watermark_payload": payload,
+                                                                "output_sha256": sha256_file(signed)})
+            ledger.render_lost(render_id=render_id, reason="lost before delivery")
+
+    code = run(studio, str(signed))
+    out = capsys.readouterr().out
+
+    assert code == expected, out
+    if ending == "lost":
+        assert "as lost: it was never delivered" in out

@@ -53,7 +53,7 @@ def test_schema_behind_head_is_refused(backend_url: str, studio_key: Any) -> Non
     with Ledger.open(backend_url, studio_key=studio_key) as ledger:  # upgrade=True repairs it
         ledger.append("note", {}, actor="a")
         assert ledger.verify().ok
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
 
 
 def test_missing_sqlite_file_is_not_created_without_upgrade(tmp_path: Path, studio_key: Any) -> None:  # noqa: F811

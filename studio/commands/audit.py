@@ -1,4 +1,4 @@
-"""`avatar-studio audit inspect VIDEO`: the watermark, the C2PA manifest and the ledger record.
+"""`avatar-studio audit inspect [VIDEO] [--receipt FILE]`: watermark, C2PA manifest, ledger, receipt.
 
 Exit codes are documented on the command (and in docs/provenance.md); see studio.audit.
 """
@@ -11,7 +11,15 @@ from typing import Optional
 
 import typer
 
-from studio.audit import EXIT_OURS, audit_video, format_report
+from studio.audit import (
+    EXIT_NO_RECORD,
+    EXIT_OURS,
+    audit_video,
+    format_report,
+    open_existing_ledger,
+    receipt_lines,
+    verify_receipt,
+)
 from studio.commands._common import echo, get_config
 
 app = typer.Typer(no_args_is_help=True, help="Inspect any video: watermark, C2PA manifest, ledger.")
@@ -19,21 +27,48 @@ app = typer.Typer(no_args_is_help=True, help="Inspect any video: watermark, C2PA
 
 @app.command("inspect")
 def inspect_command(
-    video: Path = typer.Argument(..., help="Any video file (MP4 for the manifest; any format for the watermark)."),
+    video: Optional[Path] = typer.Argument(
+        None, help="Any video file (MP4 for the manifest; any format for the watermark)."
+    ),
+    receipt: Optional[Path] = typer.Option(
+        None, "--receipt", help="A render's receipt (<id>.receipt.json) to verify against the ledger."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     max_frames: Optional[int] = typer.Option(
         None, "--max-frames", min=1, help="Search only the first N frames (default: all)."
     ),
 ) -> None:
-    """Report a video's watermark and C2PA manifest, each with its status.
+    """Report a video's watermark, C2PA manifest and ledger record; or verify a receipt.
 
-    Exit codes: 0 = ours (watermark found, manifest trusted and consistent);
+    Exit codes: 0 = ours (watermark found, manifest trusted and consistent, ledger record
+    found and agreeing; with --receipt alone: the receipt is the one the ledger hashed);
     2 = bad input (not a video, empty, truncated);
     3 = watermark found, manifest missing (stripped);
     4 = watermark found, manifest invalid (tampered), someone else's, or inconsistent;
-    5 = no watermark found (not ours, or no watermark key).
+    5 = no watermark found (not ours, or no watermark key);
+    6 = watermark found (or receipt given) but the ledger has no record of the render;
+    7 = records disagree: receipt not the one the ledger hashed, output hash differs, a
+    label the credential required is absent, or the ledger says the render was never delivered.
     """
-    report = audit_video(video, config=get_config(), max_frames=max_frames)
+    if video is None and receipt is None:
+        raise typer.BadParameter("give a VIDEO, a --receipt FILE, or both")
+    config = get_config()
+    if video is None:
+        assert receipt is not None
+        ledger = open_existing_ledger(config)
+        if ledger is None:
+            echo("receipt:    no ledger in this data folder to check it against")
+            raise typer.Exit(EXIT_NO_RECORD)
+        check = verify_receipt(receipt, ledger=ledger)
+        if as_json:
+            echo(json.dumps(check.to_dict(), indent=2))
+        else:
+            for line in receipt_lines(check):
+                echo(line)
+        if check.exit_code != EXIT_OURS:
+            raise typer.Exit(check.exit_code)
+        return
+    report = audit_video(video, config=config, max_frames=max_frames, receipt_path=receipt)
     if as_json:
         echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -41,5 +76,3 @@ def inspect_command(
             echo(line)
     if report.exit_code != EXIT_OURS:
         raise typer.Exit(report.exit_code)
-
-

@@ -49,7 +49,7 @@ def render(
     animator: str = typer.Option("auto", help="auto | landmark | fomm"),
     absolute: bool = typer.Option(False, "--absolute", help="Absolute instead of relative motion."),
     paste_back: bool = typer.Option(True, "--paste-back/--no-paste-back", help="Blend the face back into the photo."),
-    label: Optional[bool] = typer.Option(None, "--label/--no-label", help="Visible AI label (default: as the credential asks)."),
+    label: Optional[bool] = typer.Option(None, "--label/--no-label", help="Visible AI label (default: as the credential asks; --no-label is refused when the credential requires it)."),
     face_index: Optional[int] = typer.Option(None, help="Which face, when the photo shows several."),
     operator: Optional[str] = typer.Option(None, help="Operator name for the ledger (default: cli:<login>)."),
 ) -> None:

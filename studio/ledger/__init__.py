@@ -28,7 +28,7 @@ from studio.ledger.errors import (
 )
 from studio.ledger.ledger import Ledger
 from studio.ledger.notes import SignedCheckpoint
-from studio.ledger.records import CredentialSummary, IssuerRecord, RenderRecord, UserRecord
+from studio.ledger.records import CredentialSummary, IssuerRecord, RenderLease, RenderRecord, UserRecord
 
 __all__ = [
     "ChainReport",
@@ -49,6 +49,7 @@ __all__ = [
     "LedgerNotMigrated",
     "LedgerTampered",
     "LedgerUnavailable",
+    "RenderLease",
     "RenderRecord",
     "SignedCheckpoint",
     "UnknownCredential",

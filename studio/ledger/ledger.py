@@ -61,6 +61,7 @@ from studio.ledger.records import (
     IssuerRecord,
     LedgerRevocations,
     LedgerTrust,
+    RenderLease,
     RenderRecord,
     UserRecord,
     state_events,
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
 
     from consent.credential import LikenessConsent
     from studio.config import StudioConfig
+    from studio.receipt import Receipt
 
 log = logging.getLogger(__name__)
 _Clock = Callable[[], datetime]
@@ -639,11 +641,22 @@ class Ledger:
     # --- renders ------------------------------------------------------------------------
 
     def render_started(
-        self, *, render_id: str, credential_id: str, operator: str, purpose: str, project: str, inputs: dict[str, Any]
+        self,
+        *,
+        render_id: str,
+        credential_id: str,
+        operator: str,
+        purpose: str,
+        project: str,
+        inputs: dict[str, Any],
+        owner_pid: int | None = None,
+        owner_host: str | None = None,
     ) -> None:
+        """Open a render; ``owner_pid``/``owner_host`` take its lease (see ``heartbeat``)."""
         with self._transaction() as session:
             if session.get(RenderRow, render_id) is not None:
                 raise ValueError(f"render id {render_id} was used before")
+            now = self._now()
             session.add(
                 RenderRow(
                     render_id=render_id,
@@ -652,8 +665,11 @@ class Ledger:
                     operator=operator,
                     purpose=purpose,
                     project=project,
-                    created_at=self._now(),
+                    created_at=now,
                     inputs=json.dumps(inputs, sort_keys=True),
+                    owner_pid=owner_pid,
+                    owner_host=owner_host,
+                    heartbeat_at=now if owner_pid is not None else None,
                 )
             )
             data = {
@@ -665,12 +681,20 @@ class Ledger:
             }
             self._append(session, "render.started", data, operator)
 
-    def render_finished(self, *, render_id: str, receipt: dict[str, Any]) -> None:
-        """Close a started render; ``receipt`` must hold ``output_sha256`` and ``watermark_payload`` (int)."""
-        output_sha256, payload = receipt["output_sha256"], receipt["watermark_payload"]
+    def render_finished(self, *, render_id: str, receipt: Receipt | dict[str, Any]) -> None:
+        """Close a started render; ``receipt`` must hold ``output_sha256`` and ``watermark_payload`` (int).
+
+        The receipt's exact canonical bytes (``Receipt.text``) are stored and hashed, so the file
+        the studio delivers hashes to the event's ``receipt_sha256``.
+        """
+        from studio.receipt import Receipt
+
+        frozen = receipt if isinstance(receipt, Receipt) else Receipt.freeze(receipt)
+        fields = frozen.fields
+        output_sha256, payload = fields["output_sha256"], fields["watermark_payload"]
         if not isinstance(payload, int) or payload < 0:
             raise ValueError("receipt['watermark_payload'] must be a non-negative int")
-        receipt_text = json.dumps(receipt, sort_keys=True)
+        receipt_text = frozen.text.decode("utf-8")
         with self._transaction() as session:
             row = self._started(session, render_id)
             row.status, row.finished_at = "finished", self._now()
@@ -719,16 +743,55 @@ class Ledger:
             self._append(session, "render.refused", data, operator)
         return render_id
 
-    def mark_interrupted_renders(self, *, actor: str = "studio") -> int:
-        """Renders still 'started' (the process died mid-render) become 'failed'; returns how many."""
+    def mark_interrupted_renders(self, *, actor: str = "studio", render_ids: list[str] | None = None) -> int:
+        """Renders still 'started' become 'failed'; returns how many.
+
+        ``render_ids`` limits this to those renders (the ones whose owner is gone, as the
+        pipeline's recovery decides); None means every started render.
+        """
         reason = "interrupted: the studio stopped before the render finished"
+        if render_ids is not None and not render_ids:
+            return 0
         with self._transaction() as session:
             query = select(RenderRow).where(RenderRow.status == "started").order_by(RenderRow.created_at)
+            if render_ids is not None:
+                query = query.where(RenderRow.render_id.in_(render_ids))
             rows = list(session.scalars(query))
             for row in rows:
                 row.status, row.finished_at, row.failure_reason = "failed", self._now(), reason
                 self._append(session, "render.failed", {"render_id": row.render_id, "reason": reason}, actor)
             return len(rows)
+
+    # --- leases and delivery (several processes may share one data folder) ---------------
+
+    def render_leases(self) -> list[RenderLease]:
+        """Open renders: started, or finished but not yet moved into place."""
+        open_ = (RenderRow.status == "started") | ((RenderRow.status == "finished") & RenderRow.delivered_at.is_(None))
+        query = select(RenderRow).where(open_).order_by(RenderRow.created_at)
+        with database.translate_errors(), Session(self._engine) as session:
+            return [RenderLease.from_row(row) for row in session.scalars(query)]
+
+    def heartbeat(self, render_id: str) -> None:
+        """The owner of an open render says it is still alive (a state column; no event)."""
+        with self._transaction() as session:
+            session.execute(update(RenderRow).where(RenderRow.render_id == render_id).values(heartbeat_at=self._now()))
+
+    def render_delivered(self, *, render_id: str) -> None:
+        """The finished render's output and receipt are in place (a state column; no event)."""
+        with self._transaction() as session:
+            row = session.get(RenderRow, render_id)
+            if row is None or row.status != "finished":
+                raise UnknownRender("no finished render has this id")
+            row.delivered_at = self._now()
+
+    def render_lost(self, *, render_id: str, reason: str, actor: str = "studio") -> None:
+        """A finished render's output is gone before delivery: ``lost``, with a ``render.lost`` event."""
+        with self._transaction() as session:
+            row = session.get(RenderRow, render_id)
+            if row is None or row.status != "finished":
+                raise UnknownRender("no finished render has this id")
+            row.status, row.failure_reason = "lost", reason
+            self._append(session, "render.lost", {"render_id": render_id, "reason": reason}, actor)
 
     @staticmethod
     def _started(session: Session, render_id: str) -> RenderRow:

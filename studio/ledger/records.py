@@ -77,6 +77,22 @@ class RenderRecord:
 
 
 @dataclass(frozen=True)
+class RenderLease:
+    """Who runs an open render (started, or finished but not yet delivered) and when it last said so."""
+
+    render_id: str
+    status: str
+    owner_pid: int | None
+    owner_host: str | None
+    heartbeat_at: datetime  # the creation time for renders from before leases existed
+
+    @classmethod
+    def from_row(cls, row: RenderRow) -> "RenderLease":
+        beat = row.heartbeat_at if row.heartbeat_at is not None else row.created_at
+        return cls(row.render_id, row.status, row.owner_pid, row.owner_host, as_utc(beat))
+
+
+@dataclass(frozen=True)
 class UserRecord:
     username: str
     password_hash: str

@@ -97,7 +97,10 @@ class RevocationRow(Base):
 
 
 class RenderRow(Base):
-    """One render attempt: ``started`` then ``finished`` or ``failed``; or ``refused`` outright."""
+    """One render attempt: ``started`` then ``finished`` or ``failed``; or ``refused`` outright.
+
+    A finished render whose output was lost before delivery becomes ``lost``.
+    """
 
     __tablename__ = "renders"
 
@@ -115,6 +118,12 @@ class RenderRow(Base):
     receipt: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON text
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(String(100), nullable=True)  # error class of a refusal
+    # The render's lease (revision 0003): which process runs it, when it last said so, and when
+    # its output was moved into place (None while finished but not yet delivered).
+    owner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    owner_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class UserRow(Base):

@@ -26,7 +26,7 @@ Example::
 
 from studio.media.digest import sha256_file
 from studio.media.image import read_image
-from studio.media.limits import MAX_IMAGE_PIXELS, MAX_SIDE, MAX_VIDEO_SECONDS
+from studio.media.limits import MAX_FPS, MAX_IMAGE_PIXELS, MAX_SIDE, MAX_VIDEO_SECONDS, DecodedLimits
 from studio.media.probe import VideoInfo, probe_video
 from studio.media.reader import VideoReader, luma_planes
 from studio.media.writer import VideoWriter, write_video
@@ -38,10 +38,14 @@ from studio.media_errors import (
     NotAVideo,
     UnreadableImage,
     UnreadableVideo,
+    VideoExceedsLimit,
     VideoTooLarge,
 )
 
 __all__ = [
+    "MAX_FPS",
+    "DecodedLimits",
+    "VideoExceedsLimit",
     "MAX_IMAGE_PIXELS",
     "MAX_SIDE",
     "MAX_VIDEO_SECONDS",

@@ -11,7 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from studio.media.limits import MAX_SIDE, MAX_VIDEO_SECONDS
+from studio.media.limits import MAX_FPS, MAX_SIDE, MAX_VIDEO_SECONDS
 from studio.media_errors import (
     EmptyVideo,
     MediaFileMissing,
@@ -86,6 +86,8 @@ def probe_video(
         _check_complete(container, Path(path).stat().st_size)
         fps, duration, frames, exact = _timing(container, stream)
         _check_duration(duration, max_duration_seconds)
+        if fps > MAX_FPS:
+            raise VideoTooLarge(f"The video declares {fps:.0f} frames per second; the limit is {MAX_FPS:g}.")
         audio = list(container.streams.audio)
         video_codec = stream.codec_context.name
     with open_video(path) as container:  # _timing may have read to the end

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from studio.media.limits import MAX_VIDEO_SECONDS
+from studio.media.limits import MAX_VIDEO_SECONDS, DecodedLimits
 from studio.media.probe import open_video, probe_video, rotation_of, video_stream
-from studio.media_errors import UnreadableVideo
+from studio.media_errors import UnreadableVideo, VideoExceedsLimit
 
 
 class VideoReader:
@@ -26,6 +26,10 @@ class VideoReader:
     happened, rather than ending the stream quietly: a render from a silently shortened
     driving video would look complete and be wrong. (Files cut short are refused earlier,
     by ``probe_video``, where the container's index shows it.)
+
+    ``limits`` (optional) is checked on every decoded frame, not on the header: a file whose
+    header under-declares its length, rate or size stops with ``VideoExceedsLimit`` at the first
+    frame past the limit, before that frame is yielded.
     """
 
     def __init__(
@@ -34,12 +38,14 @@ class VideoReader:
         *,
         max_side: int | None = None,
         max_duration_seconds: float | None = MAX_VIDEO_SECONDS,
+        limits: DecodedLimits | None = None,
     ) -> None:
         if max_side is not None and max_side < 2:
             raise ValueError(f"max_side must be at least 2, got {max_side}")
         self.path = Path(path)
         self.info = probe_video(self.path, max_duration_seconds=max_duration_seconds)
         self.max_side = max_side
+        self.limits = limits
         self.size = _fit_within(self.info.width, self.info.height, max_side)
         """(width, height) of the frames this reader yields."""
 
@@ -51,7 +57,10 @@ class VideoReader:
         with open_video(self.path) as container:
             stream = video_stream(container)
             stream.thread_type = "AUTO"
-            for frame in _decode_checked(container, stream):
+            frames = _decode_checked(container, stream)
+            if self.limits is not None:
+                frames = _within_limits(frames, self.limits, fps=self.info.fps)
+            for frame in frames:
                 rgb = frame.to_ndarray(
                     format="rgb24", width=coded_w, height=coded_h, interpolation="AREA"
                 )  # (h, w, 3)
@@ -133,6 +142,40 @@ def _decode_checked(container: Any, stream: Any) -> Iterator[Any]:
         except av.error.FFmpegError as exc:
             raise UnreadableVideo(f"The video is damaged after frame {index} and cannot be decoded further.") from exc
         index += 1
+        yield frame
+
+
+def _within_limits(frames: Iterator[Any], limits: DecodedLimits, *, fps: float) -> Iterator[Any]:
+    """``frames`` until one goes past ``limits``, then ``VideoExceedsLimit`` (that frame is not yielded).
+
+    A frame's length is taken as 1/``fps`` (the rate the output is written at), so the clip's
+    length after ``n`` frames is the larger of ``n / fps`` and the span of the decoded
+    timestamps plus one frame: the count catches extra frames, the timestamps catch gaps.
+    """
+    frame_limit = limits.frames if limits.frames is not None else int(limits.seconds * fps + 1e-6)
+    first_time: float | None = None
+    count = 0
+    for frame in frames:
+        count += 1
+        if max(frame.width, frame.height) > limits.max_side:
+            raise VideoExceedsLimit(
+                f"Frame {count} of the video is {frame.width} x {frame.height} pixels; "
+                f"the limit is {limits.max_side} pixels a side."
+            )
+        stamp = frame.time  # seconds, None when the stream carries no timestamps
+        if stamp is not None:
+            first_time = stamp if first_time is None else min(first_time, stamp)
+        span = 0.0 if stamp is None or first_time is None else stamp - first_time
+        seconds = max(count / fps, span + 1 / fps)
+        if count > frame_limit or seconds > limits.seconds + 1e-6:
+            raise VideoExceedsLimit(
+                f"The video runs past {limits.seconds:g} s, the longest {limits.seconds_source} allows "
+                f"(frame {count} ends at {seconds:.2f} s), whatever its header declares."
+            )
+        if span > 0 and count > limits.max_fps and (count - 1) / span > limits.max_fps:
+            raise VideoExceedsLimit(
+                f"The video's frames come at {(count - 1) / span:.0f} per second; the limit is {limits.max_fps:g}."
+            )
         yield frame
 
 
