@@ -82,12 +82,18 @@ class AuditReport:
     manifest: Any  # watermark.provenance.ManifestReport (imported lazily)
     ledger: dict[str, Any] | None = None
     receipt: "ReceiptCheck | None" = None
+    log: list[dict[str, Any]] | None = None  # the ledger checkpoints this file/receipt carry, checked
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def rollback(self) -> list[str]:
+        """Checkpoints carried by the file or the receipt that today's ledger does not extend."""
+        return [check["problem"] for check in self.log or () if not check["extends"]]
 
     @property
     def disagreements(self) -> list[str]:
         """Where the ledger, the receipt and the file contradict each other (exit 7)."""
-        found: list[str] = []
+        found: list[str] = list(self.rollback)
         if self.ledger is not None and self.ledger.get("found"):
             if self.ledger.get("status") != "finished":
                 found.append(f"the ledger records this render as {self.ledger.get('status')}: it was never delivered")
@@ -106,6 +112,8 @@ class AuditReport:
     def exit_code(self) -> int:
         if self.watermark.status != "found":
             return EXIT_NO_WATERMARK
+        if self.rollback:  # a cut-back ledger also loses the record: say why it is missing
+            return EXIT_RECORDS_DISAGREE
         if (self.ledger is not None and not self.ledger.get("found")) or (
             self.receipt is not None and not self.receipt.found
         ):
@@ -152,6 +160,7 @@ class AuditReport:
             "consistent": self.consistent,
             "ledger": self.ledger,
             "receipt": None if self.receipt is None else self.receipt.to_dict(),
+            "log": self.log,
             "disagreements": self.disagreements,
             "notes": list(self.notes),
             "verdict": self.verdict,
@@ -220,6 +229,9 @@ def format_report(report: AuditReport) -> list[str]:
         lines.extend(_ledger_lines(report.ledger, report.receipt))
     if report.receipt is not None:
         lines.extend(receipt_lines(report.receipt))
+    for check in report.log or ():
+        state = "the ledger extends it" if check["extends"] else check["problem"]
+        lines.append(f"log:        {check['source']} carries the checkpoint at size {check['size']}: {state}")
     lines.extend(f"note:       {note}" for note in report.notes)
     lines.append(f"verdict:    {report.verdict} (exit {report.exit_code})")
     return lines
@@ -497,8 +509,11 @@ def audit_video(
     if ledger is None:
         return dataclasses.replace(report, ledger={"found": False, "available": False},
                                    notes=[*report.notes, "no ledger in this data folder"])
+    carried = [("the file's manifest", report.manifest.ledger_checkpoint)]
     if receipt_path is not None:
         report = dataclasses.replace(report, receipt=verify_receipt(receipt_path, ledger=ledger, video=path))
+        carried.append(("the receipt", _receipt_checkpoint(receipt_path)))
+    report = dataclasses.replace(report, log=check_log_extends(ledger, carried))
     payload = report.watermark.payload
     if payload is None and report.manifest.status == "trusted":
         payload = report.manifest.watermark_payload
@@ -528,6 +543,42 @@ def audit_video(
         "label_present": None if record.receipt is None else record.receipt.get("ai_label"),
     }
     return dataclasses.replace(report, ledger=entry)
+
+
+def check_log_extends(ledger: Any, carried: list[tuple[str, str | None]]) -> list[dict[str, Any]]:
+    """For each signed checkpoint note carried by a file or receipt: does today's ledger extend it?
+
+    A note this studio did not sign, or a ledger that no longer holds the event the note signed
+    (cut back, or rewritten), is a problem that no record of the render can outweigh.
+    """
+    from studio.ledger import SignedCheckpoint
+    from studio.ledger.errors import CheckpointInvalid
+
+    checks: list[dict[str, Any]] = []
+    for source, note in carried:
+        if not note:
+            continue
+        try:
+            checkpoint = SignedCheckpoint.from_note(note)
+            result = ledger.verify_extends(checkpoint)
+        except CheckpointInvalid as exc:
+            checks.append({"source": source, "size": None, "extends": False,
+                           "problem": f"{source} carries a ledger checkpoint this studio did not sign ({exc.user_message()})"})
+            continue
+        problem = None
+        if not result.ok:
+            problem = (f"the ledger was rolled back or rewritten: {source} carries its signed checkpoint at size "
+                       f"{checkpoint.size}, which today's ledger (size {result.head_seq}) does not extend "
+                       f"({result.reason})")
+        checks.append({"source": source, "size": checkpoint.size, "extends": result.ok, "problem": problem})
+    return checks
+
+
+def _receipt_checkpoint(receipt_path: Path) -> str | None:
+    from studio.receipt import Receipt
+
+    note = Receipt.parse(receipt_path.read_bytes()).fields.get("ledger_checkpoint")
+    return note if isinstance(note, str) else None
 
 
 def open_existing_ledger(config: StudioConfig) -> Any | None:

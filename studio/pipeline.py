@@ -569,6 +569,7 @@ class RenderPipeline:
             render_id=render_id,
             consent_id=verified.credential.credential_id,
             watermark_payload=payload,
+            ledger_checkpoint=ledger_checkpoint,  # the file itself proves the log it was made in
         )
         manifest = read_manifest(signed, trust_anchor_pem=self.signer.trust_anchor_pem)
         timer.add("provenance", time.perf_counter() - t0)
