@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 _PURPOSES_HINT = "film, education, museum-exhibit, ..."
 
 
+def _manifest_words(status: str) -> str:
+    """'trusted' means: chains to the configured trust anchor, this studio's own root CA."""
+    return "trusted (by this studio's root CA)" if status == "trusted" else status
+
+
 def _fail(exc: Exception) -> gr.Error:
     return gr.Error(exc.user_message())  # type: ignore[attr-defined]
 
@@ -239,7 +244,7 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
             _discard_upload(driving, pipeline, claims)
         summary = (
             f"**Render {result.render_id}** — watermark `{result.receipt['watermark']['payload']}`, "
-            f"C2PA manifest {result.receipt['manifest']['status']}, logged in the ledger."
+            f"C2PA manifest {_manifest_words(result.receipt['manifest']['status'])}, logged in the ledger."
         )
         return str(result.video_path), str(result.receipt_path), summary
 
