@@ -426,7 +426,7 @@ class RenderPipeline:
             except BaseException as exc:  # noqa: BLE001 - log every failure, then let it propagate
                 reason = exc.user_message() if hasattr(exc, "user_message") else f"{type(exc).__name__}: {exc}"
                 try:
-                    self.ledger.render_failed(render_id=render_id, reason=reason)
+                    self.ledger.render_failed(render_id=render_id, reason=reason, error=type(exc).__name__)
                 finally:
                     shutil.rmtree(job_dir, ignore_errors=True)
                 raise

@@ -88,6 +88,9 @@ def test_a_clip_longer_than_its_header_says_stops_at_the_consented_duration(stud
     _assert_nothing_delivered(pipeline, before)
     failed = _events(pipeline, "render.failed")[-1]
     assert "consent" in failed.data["reason"] and "2 s" in failed.data["reason"]
+    # The stop is recorded as the refusal it is: the event and the render's row name its class.
+    assert failed.data["error"] == "TermsExceeded"
+    assert pipeline.ledger.find_render(failed.data["render_id"]).error == "TermsExceeded"
     started = [e for e in _events(pipeline, "render.started") if e.data["render_id"] == failed.data["render_id"]]
     assert started and started[0].data["credential_id"] == two_seconds
     assert pipeline.ledger.verify().ok

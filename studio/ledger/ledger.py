@@ -707,11 +707,16 @@ class Ledger:
             }
             self._append(session, "render.finished", data, row.operator)
 
-    def render_failed(self, *, render_id: str, reason: str) -> None:
+    def render_failed(self, *, render_id: str, reason: str, error: str | None = None) -> None:
+        """Close a started render as failed; ``error`` names the class (e.g. a term the frames broke)."""
         with self._transaction() as session:
             row = self._started(session, render_id)
             row.status, row.finished_at, row.failure_reason = "failed", self._now(), reason
-            self._append(session, "render.failed", {"render_id": render_id, "reason": reason}, row.operator)
+            data = {"render_id": render_id, "reason": reason}
+            if error is not None:
+                row.error = error[:100]
+                data["error"] = error[:100]
+            self._append(session, "render.failed", data, row.operator)
 
     def render_refused(
         self, *, operator: str, credential_id: str | None, reason: str, error: str, inputs: dict[str, Any]
