@@ -88,12 +88,13 @@ class AuditReport:
     @property
     def rollback(self) -> list[str]:
         """Checkpoints carried by the file or the receipt that today's ledger does not extend."""
-        return [check["problem"] for check in self.log or () if not check["extends"]]
+        carried = [check["problem"] for check in self.log or () if not check["extends"]]
+        return carried + (self.receipt.rollback if self.receipt is not None else [])
 
     @property
     def disagreements(self) -> list[str]:
         """Where the ledger, the receipt and the file contradict each other (exit 7)."""
-        found: list[str] = list(self.rollback)
+        found: list[str] = [check["problem"] for check in self.log or () if not check["extends"]]
         if self.ledger is not None and self.ledger.get("found"):
             if self.ledger.get("status") != "finished":
                 found.append(f"the ledger records this render as {self.ledger.get('status')}: it was never delivered")
@@ -229,9 +230,7 @@ def format_report(report: AuditReport) -> list[str]:
         lines.extend(_ledger_lines(report.ledger, report.receipt))
     if report.receipt is not None:
         lines.extend(receipt_lines(report.receipt))
-    for check in report.log or ():
-        state = "the ledger extends it" if check["extends"] else check["problem"]
-        lines.append(f"log:        {check['source']} carries the checkpoint at size {check['size']}: {state}")
+    lines.extend(_log_lines(report.log))
     lines.extend(f"note:       {note}" for note in report.notes)
     lines.append(f"verdict:    {report.verdict} (exit {report.exit_code})")
     return lines
@@ -281,6 +280,11 @@ class ReceiptCheck:
     label_required: bool | None = None
     label_present: bool | None = None
     status: str | None = None  # the render's status in the ledger now (finished, lost, ...)
+    log: list[dict[str, Any]] | None = None  # the receipt's ledger checkpoint, checked (check_log_extends)
+
+    @property
+    def rollback(self) -> list[str]:
+        return [check["problem"] for check in self.log or () if not check["extends"]]
 
     @property
     def matches(self) -> bool:
@@ -288,7 +292,7 @@ class ReceiptCheck:
 
     @property
     def problems(self) -> list[str]:
-        found: list[str] = []
+        found: list[str] = list(self.rollback)
         if not self.found:
             return found
         if not self.matches:
@@ -305,6 +309,8 @@ class ReceiptCheck:
 
     @property
     def exit_code(self) -> int:
+        if self.rollback:  # a cut-back ledger also loses the record: say why it is missing
+            return EXIT_RECORDS_DISAGREE
         if not self.found:
             return EXIT_NO_RECORD
         return EXIT_RECORDS_DISAGREE if self.problems else EXIT_OURS
@@ -322,6 +328,7 @@ class ReceiptCheck:
             "label_required": self.label_required,
             "label_present": self.label_present,
             "status": self.status,
+            "log": self.log,
             "problems": self.problems,
             "exit_code": self.exit_code,
         }
@@ -330,7 +337,7 @@ class ReceiptCheck:
 def receipt_lines(check: ReceiptCheck) -> list[str]:
     """The receipt part of the report, one line per fact."""
     if not check.found:
-        return [f"receipt:    render {check.render_id}: not in this studio's ledger"]
+        return [f"receipt:    render {check.render_id}: not in this studio's ledger", *_log_lines(check.log)]
     if check.matches:
         first = f"receipt:    render {check.render_id}: matches the ledger (sha256 {check.sha256[:16]}...)"
     else:
@@ -346,6 +353,14 @@ def receipt_lines(check: ReceiptCheck) -> list[str]:
     lines.append(_label_line(check.label_required, check.label_present))
     if check.status not in (None, "finished"):
         lines.append(f"            the ledger records this render as {check.status}: it was never delivered")
+    return lines + _log_lines(check.log)
+
+
+def _log_lines(log: list[dict[str, Any]] | None) -> list[str]:
+    lines = []
+    for check in log or ():
+        state = "the ledger extends it" if check["extends"] else check["problem"]
+        lines.append(f"log:        {check['source']} carries the checkpoint at size {check['size']}: {state}")
     return lines
 
 
@@ -364,10 +379,13 @@ def verify_receipt(receipt_path: Path, *, ledger: Any, video: Path | None = None
     fields = receipt.fields
     render_id = fields.get("render_id")
     digest = hashlib.sha256(raw).hexdigest()
+    note = fields.get("ledger_checkpoint")
+    log = check_log_extends(ledger, [("the receipt", note if isinstance(note, str) else None)])
     events = _render_events(ledger, render_id) if isinstance(render_id, str) else {}
     finished = events.get("render.finished")
     if finished is None:
-        return ReceiptCheck(file_name=receipt_path.name, render_id=str(render_id), found=False, sha256=digest)
+        return ReceiptCheck(file_name=receipt_path.name, render_id=str(render_id), found=False, sha256=digest,
+                            log=log)
     started = events.get("render.started", {})
     inputs = started.get("inputs", {}) if isinstance(started, dict) else {}
     present = fields.get("ai_label")
@@ -388,6 +406,7 @@ def verify_receipt(receipt_path: Path, *, ledger: Any, video: Path | None = None
         label_required=inputs.get("label_required"),
         label_present=present if isinstance(present, bool) else None,
         status=None if record is None else record.status,
+        log=log,
     )
 
 
@@ -509,11 +528,11 @@ def audit_video(
     if ledger is None:
         return dataclasses.replace(report, ledger={"found": False, "available": False},
                                    notes=[*report.notes, "no ledger in this data folder"])
-    carried = [("the file's manifest", report.manifest.ledger_checkpoint)]
-    if receipt_path is not None:
+    if receipt_path is not None:  # it checks the receipt's own ledger checkpoint too
         report = dataclasses.replace(report, receipt=verify_receipt(receipt_path, ledger=ledger, video=path))
-        carried.append(("the receipt", _receipt_checkpoint(receipt_path)))
-    report = dataclasses.replace(report, log=check_log_extends(ledger, carried))
+    report = dataclasses.replace(
+        report, log=check_log_extends(ledger, [("the file's manifest", report.manifest.ledger_checkpoint)])
+    )
     payload = report.watermark.payload
     if payload is None and report.manifest.status == "trusted":
         payload = report.manifest.watermark_payload
@@ -572,13 +591,6 @@ def check_log_extends(ledger: Any, carried: list[tuple[str, str | None]]) -> lis
                        f"({result.reason})")
         checks.append({"source": source, "size": checkpoint.size, "extends": result.ok, "problem": problem})
     return checks
-
-
-def _receipt_checkpoint(receipt_path: Path) -> str | None:
-    from studio.receipt import Receipt
-
-    note = Receipt.parse(receipt_path.read_bytes()).fields.get("ledger_checkpoint")
-    return note if isinstance(note, str) else None
 
 
 def open_existing_ledger(config: StudioConfig) -> Any | None:

@@ -111,3 +111,16 @@ def test_the_cli_exits_non_zero_and_says_rolled_back(studio: Any, capsys: Any) -
     out = capsys.readouterr().out
     assert code == EXIT_RECORDS_DISAGREE, out
     assert "rolled back" in out
+
+
+def test_a_receipt_alone_detects_the_rollback(studio: Any, capsys: Any) -> None:
+    from studio.cli import main
+
+    home, results, _, receipts = studio
+    assert main(["--home", str(home), "audit", "inspect", "--receipt", str(receipts[1])]) == EXIT_OURS
+    capsys.readouterr()
+    _cut_back_before(home, results[1].render_id)
+    code = main(["--home", str(home), "audit", "inspect", "--receipt", str(receipts[1])])
+    out = capsys.readouterr().out
+    assert code == EXIT_RECORDS_DISAGREE, out
+    assert "rolled back" in out

@@ -48,7 +48,8 @@ def inspect_command(
     5 = no watermark found (not ours, or no watermark key);
     6 = watermark found (or receipt given) but the ledger has no record of the render;
     7 = records disagree: receipt not the one the ledger hashed, output hash differs, a
-    label the credential required is absent, or the ledger says the render was never delivered.
+    label the credential required is absent, the ledger says the render was never delivered,
+    or the ledger was rolled back below the checkpoint the manifest or receipt carries.
     """
     if video is None and receipt is None:
         raise typer.BadParameter("give a VIDEO, a --receipt FILE, or both")
