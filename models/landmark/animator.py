@@ -33,6 +33,7 @@ from models.landmark.keypoints import (
     transfer,
     transfer_points,
 )
+from models.landmark.expression import LandmarkFilter, MouthInterior, close_lids, eye_closure
 from models.landmark.warp import DenseWarp
 
 
@@ -40,12 +41,15 @@ class LandmarkAnimator(Animator):
     """Weight-free default animator (see module docstring).
 
     ``face_index`` picks the face when the photo shows several (see ``FaceAnalyzer``).
+    ``expressive=False`` gives the plain warp of issue 20 (no mouth interior, no lid
+    closure, no landmark smoothing, bilinear resampling); it is kept for comparison.
     """
 
     name = "landmark"
 
     def __init__(self, *, analyzer: FaceAnalyzer | None = None, num_keypoints: int = 30,
-                 face_index: int | None = None):
+                 face_index: int | None = None, expressive: bool = True):
+        self.expressive = expressive
         self.analyzer = analyzer or FaceAnalyzer(with_embedding=False)
         self.num_keypoints = num_keypoints
         self.face_index = face_index
@@ -74,8 +78,9 @@ class LandmarkAnimator(Animator):
     # -- step 2 --------------------------------------------------------------------------------
     def _driving_landmarks(self, driving: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray | None, tuple[int, int]]]:
         self.analyzer.new_video()
+        steady = LandmarkFilter() if self.expressive else (lambda p: p)
         for frame in driving:
-            yield self.analyzer.landmarks(np.ascontiguousarray(frame)), frame.shape[:2]
+            yield steady(self.analyzer.landmarks(np.ascontiguousarray(frame))), frame.shape[:2]
 
     def _animate(
         self,
@@ -88,7 +93,8 @@ class LandmarkAnimator(Animator):
     ) -> Iterator[np.ndarray]:
         image, points, paste = self._prepare_source(source, options)
         kp_model = MeshKeypoints(points, num_keypoints=self.num_keypoints)
-        warp = DenseWarp(image, points, kp_model.source)
+        warp = DenseWarp(image, points, kp_model.source, sharp=self.expressive)
+        mouth = MouthInterior(image, points) if self.expressive else None
         finish: Callable[[np.ndarray], np.ndarray] = paste if paste is not None else (lambda frame: frame)
 
         if options.find_best_frame:
@@ -114,7 +120,11 @@ class LandmarkAnimator(Animator):
                                   alpha=alpha, absolute_scale=absolute_scale)
                 new_points = transfer_points(points, pose, reference, relative=options.relative,
                                              alpha=alpha, absolute_scale=absolute_scale)
+                if self.expressive:
+                    new_points = close_lids(new_points, eye_closure(pose, reference))
                 frame = warp(kp_new, new_points)
+                if mouth is not None:
+                    frame = mouth(frame, new_points)
             yield finish(frame)
             if progress is not None:
                 progress(t + 1, total)

@@ -1,0 +1,191 @@
+"""Expression layers on top of the dense warp: an open mouth's interior, eyelids that close,
+and a steadier driver.
+
+* ``MouthInterior``: when the transferred inner lips part further than in the photo, the
+  gap is filled from the subject's own photo only: the photo's visible mouth interior
+  (teeth, if the photo shows them) split at its midline, the upper part moving with the
+  upper lip and the lower part with the lower lip, over a shaded cavity whose colour is the
+  subject's own lip colour darkened, with a lighter tongue hint at the bottom. Nothing is
+  taken from the driver's frame.
+* ``close_lids``: the driver's eye closure (relative to its reference frame, corrected for
+  the face mesh's under-reporting of blinks) moves the subject's upper-lid points onto the
+  lower lid, so the warp stretches the subject's own lid skin over the eye.
+* ``LandmarkFilter``: an adaptive low-pass on the driving landmarks: jitter below a
+  fraction of the face size is smoothed away, real motion passes at once.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# Inner-lip contour of the MediaPipe mesh, corner to corner (61/291 side corners 78/308).
+UPPER_INNER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
+LOWER_INNER = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
+# Eyelid contours, corner to corner, upper and lower matched point by point.
+RIGHT_UPPER = [246, 161, 160, 159, 158, 157, 173]
+RIGHT_LOWER = [7, 163, 144, 145, 153, 154, 155]
+LEFT_UPPER = [398, 384, 385, 386, 387, 388, 466]
+LEFT_LOWER = [382, 381, 380, 374, 373, 390, 249]
+RIGHT_IRIS = list(range(468, 473))
+LEFT_IRIS = list(range(473, 478))
+FOREHEAD, CHIN = 10, 152
+
+_MESH_BLINK_GAIN = 1.8  # the mesh reports a full closure as ~55 % less lid gap: undo that
+_CLOSURE_DEADZONE = 0.12  # measured closures below this are jitter
+_OPEN_START = 0.008  # extra lip gap (face heights) at which the interior starts to show
+_OPEN_FULL = 0.02  # ... and at which it is fully drawn
+
+
+def lid_gap(points: np.ndarray, upper: list[int], lower: list[int]) -> float:
+    return float(np.mean(points[lower, 1] - points[upper, 1]))
+
+
+def eye_closure(pose: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """Closure in [0, 1] of the (right, left) eye of ``pose`` relative to ``reference``."""
+    out = []
+    for up, lo in ((RIGHT_UPPER, RIGHT_LOWER), (LEFT_UPPER, LEFT_LOWER)):
+        ref = max(lid_gap(reference, up, lo), 1e-3)
+        measured = 1.0 - lid_gap(pose, up, lo) / ref
+        c = (measured - _CLOSURE_DEADZONE) / (1.0 - _CLOSURE_DEADZONE)
+        out.append(float(np.clip(_MESH_BLINK_GAIN * c, 0.0, 1.0)))
+    return out[0], out[1]
+
+
+def close_lids(points: np.ndarray, closure: tuple[float, float]) -> np.ndarray:
+    """(N, 2) ``points`` with each upper lid (and iris) moved towards the lower lid by its
+    closure: lid skin covers the eye, the eye between is squeezed."""
+    out = np.array(points, dtype=np.float64, copy=True)
+    for (up, lo, iris), c in zip(((RIGHT_UPPER, RIGHT_LOWER, RIGHT_IRIS), (LEFT_UPPER, LEFT_LOWER, LEFT_IRIS)),
+                                 closure):
+        if c <= 0:
+            continue
+        gap_before = lid_gap(out, up, lo)
+        target = out[lo] + 0.04 * (out[up] - out[lo])  # a hair-line of lash stays
+        out[up] = out[up] + c * (target - out[up])
+        if len(out) > max(iris):
+            # the iris is squeezed with the eye: its points follow the lid gap's shrink
+            low = out[lo, 1].mean()
+            shrink = lid_gap(out, up, lo) / max(gap_before, 1e-3)
+            out[iris, 1] = low + (out[iris, 1] - low) * shrink
+    return out
+
+
+class LandmarkFilter:
+    """Adaptive exponential smoothing of (N, >=2) landmarks, per point: a step under
+    ``jitter`` (fraction of the face height) is blended in at ``slow``; larger steps pass
+    through proportionally faster, a step of 3x ``jitter`` at once."""
+
+    def __init__(self, *, jitter: float = 0.004, slow: float = 0.25):
+        self.jitter, self.slow = jitter, slow
+        self.state: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.state = None
+
+    def __call__(self, points: np.ndarray | None) -> np.ndarray | None:
+        if points is None:
+            return None
+        p = np.asarray(points, dtype=np.float64)
+        if self.state is None or self.state.shape != p.shape:
+            self.state = p.copy()
+            return points
+        height = max(float(np.linalg.norm(p[FOREHEAD, :2] - p[CHIN, :2])), 1.0)
+        step = np.linalg.norm(p[:, :2] - self.state[:, :2], axis=1) / (self.jitter * height)  # (N,)
+        a = np.clip(self.slow + (1 - self.slow) * (step - 1) / 2, self.slow, 1.0)[:, None]
+        self.state = self.state + a * (p - self.state)
+        return self.state.astype(np.float32)
+
+
+def _polygon(points: np.ndarray) -> np.ndarray:
+    return np.concatenate([points[UPPER_INNER], points[LOWER_INNER[-2:0:-1]]])[:, :2]
+
+
+def _fill(shape: tuple[int, int], poly: np.ndarray) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(poly * 4).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=2)
+    return mask.astype(np.float32) / 255.0
+
+
+def _face_height(points: np.ndarray) -> float:
+    return max(float(np.linalg.norm(points[FOREHEAD, :2] - points[CHIN, :2])), 1.0)
+
+
+def _lip_gap(points: np.ndarray) -> float:
+    return float(np.mean(points[LOWER_INNER[1:-1], 1] - points[UPPER_INNER[1:-1], 1]))
+
+
+class MouthInterior:
+    """Draws the interior of a mouth that opens wider than in the photo (see module doc)."""
+
+    def __init__(self, source: np.ndarray, source_points: np.ndarray):
+        self.source = source
+        self.points = np.asarray(source_points, dtype=np.float64)[:, :2]
+        self.height = _face_height(self.points)
+        self.gap = _lip_gap(self.points)
+        h, w = source.shape[:2]
+        poly = _polygon(self.points)
+        inside = _fill((h, w), poly)
+        # the photo's own interior, split at the lips' midline: upper part rides the upper lip
+        xs = np.arange(w, dtype=np.float64)
+        mid = 0.5 * (np.interp(xs, self.points[UPPER_INNER, 0], self.points[UPPER_INNER, 1])
+                     + np.interp(xs, self.points[LOWER_INNER, 0], self.points[LOWER_INNER, 1]))
+        rows = np.arange(h, dtype=np.float64)[:, None]
+        self.upper_mask = (inside * (rows < mid[None, :])).astype(np.float32)
+        self.lower_mask = (inside * (rows >= mid[None, :])).astype(np.float32)
+        # the subject's lip colour, from a ring just outside the inner contour
+        ring = cv2.dilate((inside > 0.5).astype(np.uint8), np.ones((7, 7), np.uint8)) - (inside > 0.5)
+        ring_px = source[ring.astype(bool)]
+        lip = ring_px.reshape(-1, 3).astype(np.float32).mean(axis=0) if len(ring_px) else np.array([150, 80, 80.0])
+        self.dark = (0.22 * lip).astype(np.float32)
+        self.tongue = (0.62 * lip + 0.1 * np.array([255, 120, 120])).astype(np.float32)
+        pad = int(0.6 * self.height)
+        lo, hi = poly.min(axis=0), poly.max(axis=0)
+        self.window = (max(int(lo[0]) - pad, 0), max(int(lo[1]) - pad, 0),
+                       min(int(hi[0]) + pad, w), min(int(hi[1]) + pad, h))
+
+    def __call__(self, frame: np.ndarray, new_points: np.ndarray) -> np.ndarray:
+        new = np.asarray(new_points, dtype=np.float64)[:, :2]
+        extra = (_lip_gap(new) / _face_height(new) - self.gap / self.height)
+        strength = float(np.clip((extra - _OPEN_START) / (_OPEN_FULL - _OPEN_START), 0.0, 1.0))
+        if strength <= 0:
+            return frame
+        h, w = frame.shape[:2]
+        poly = _polygon(new)
+        lo = np.maximum(np.floor(poly.min(axis=0)).astype(int) - 3, 0)
+        hi = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + 4, [w, h])
+        if np.any(hi - lo < 2):
+            return frame
+        x0, y0 = lo
+        sub = (hi[1] - y0, hi[0] - x0)
+        mask = _fill(sub, poly - [x0, y0])  # (sh, sw)
+        # shaded cavity: dark at the top and the corners, a tongue hint at the bottom
+        yy, xx = np.mgrid[0:sub[0], 0:sub[1]].astype(np.float32)
+        upper_y = np.interp(xx[0] + x0, new[UPPER_INNER, 0], new[UPPER_INNER, 1]) - y0
+        lower_y = np.interp(xx[0] + x0, new[LOWER_INNER, 0], new[LOWER_INNER, 1]) - y0
+        v = np.clip((yy - upper_y) / np.maximum(lower_y - upper_y, 1.0), 0, 1)  # 0 top .. 1 bottom
+        cx = 0.5 * (new[UPPER_INNER[0], 0] + new[UPPER_INNER[-1], 0]) - x0
+        half = max(0.5 * abs(new[UPPER_INNER[-1], 0] - new[UPPER_INNER[0], 0]), 1.0)
+        u = np.clip(np.abs(xx - cx) / half, 0, 1)
+        tongue = np.clip((v - 0.55) / 0.45, 0, 1) * (1 - u**2)
+        cavity = self.dark[None, None] * (1 - tongue[..., None]) + self.tongue[None, None] * tongue[..., None] * 0.8
+        cavity *= (1 - 0.35 * u**2)[..., None]
+        layer = cavity
+        cover = mask.copy()
+        # the photo's own teeth/interior, each half moved rigidly with its lip
+        for part, lip in ((self.upper_mask, UPPER_INNER), (self.lower_mask, LOWER_INNER)):
+            if part.max() <= 0:
+                continue
+            m, _ = cv2.estimateAffinePartial2D(self.points[lip].astype(np.float32), new[lip].astype(np.float32))
+            if m is None:
+                continue
+            m = m.copy()
+            m[:, 2] -= [x0, y0]
+            teeth = cv2.warpAffine(self.source, m, (sub[1], sub[0]), flags=cv2.INTER_LINEAR).astype(np.float32)
+            a = cv2.warpAffine(part, m, (sub[1], sub[0]), flags=cv2.INTER_LINEAR)[..., None] * mask[..., None]
+            layer = layer * (1 - a) + teeth * a
+        alpha = (strength * cv2.GaussianBlur(cover, (0, 0), 0.7))[..., None]
+        out = frame.copy()
+        region = out[y0:hi[1], x0:hi[0]].astype(np.float32)
+        out[y0:hi[1], x0:hi[0]] = np.clip(region * (1 - alpha) + layer * alpha, 0, 255).astype(np.uint8)
+        return out
