@@ -29,11 +29,12 @@ from models.face import FaceAnalyzer
 from models.landmark.keypoints import (
     MeshKeypoints,
     best_frame,
+    resting_frame,
     movement_scale,
     transfer,
     transfer_points,
 )
-from models.landmark.expression import LandmarkFilter, MouthInterior, close_lids, eye_closure
+from models.landmark.expression import LandmarkFilter, MouthInterior, close_lids, cover_eyes, eye_closure
 from models.landmark.warp import DenseWarp
 
 
@@ -66,7 +67,9 @@ class LandmarkAnimator(Animator):
             paste = PasteBack(source, box, max_side=options.max_output_side)
             # A warp has no model resolution to respect: never work below the head's size in
             # the output, or a large portrait would be animated at 256 px and blown up again.
-            side = max(options.crop_size, paste.box.size)
+            # The expressive animator works at exactly that size: a small head is not blown up
+            # to crop_size and shrunk again (two resamplings blur it).
+            side = paste.box.size if self.expressive else max(options.crop_size, paste.box.size)
             crop = extract_crop(source, box, side)  # (side, side, 3)
             return crop, box.to_crop(face.landmarks, side), paste
         h, w = source.shape[:2]
@@ -100,7 +103,9 @@ class LandmarkAnimator(Animator):
         if options.find_best_frame:
             tracked = list(self._driving_landmarks(driving))
             poses = _hold_last_good([lm for lm, _ in tracked])
-            ref = best_frame(points, poses)
+            # a different person drives: their resting pose (the medoid of the clip) is the
+            # reference, so a neutral driver gives back the photo itself
+            ref = resting_frame(poses) if self.expressive else best_frame(points, poses)
             stream: Iterable[tuple[np.ndarray, tuple[int, int]]] = zip(poses, (s for _, s in tracked))
             total = len(poses)
         else:
@@ -120,9 +125,13 @@ class LandmarkAnimator(Animator):
                                   alpha=alpha, absolute_scale=absolute_scale)
                 new_points = transfer_points(points, pose, reference, relative=options.relative,
                                              alpha=alpha, absolute_scale=absolute_scale)
+                closure = (0.0, 0.0)
                 if self.expressive:
-                    new_points = close_lids(new_points, eye_closure(pose, reference))
+                    closure = eye_closure(pose, reference)
+                    open_points, new_points = new_points, close_lids(new_points, closure)
                 frame = warp(kp_new, new_points)
+                if max(closure) > 0:
+                    frame = cover_eyes(frame, open_points, new_points, closure)
                 if mouth is not None:
                     frame = mouth(frame, new_points)
             yield finish(frame)

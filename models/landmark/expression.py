@@ -31,7 +31,7 @@ RIGHT_IRIS = list(range(468, 473))
 LEFT_IRIS = list(range(473, 478))
 FOREHEAD, CHIN = 10, 152
 
-_MESH_BLINK_GAIN = 1.8  # the mesh reports a full closure as ~55 % less lid gap: undo that
+_MESH_BLINK_GAIN = 2.0  # the mesh reports a full closure as ~55 % less lid gap: undo that
 _CLOSURE_DEADZONE = 0.12  # measured closures below this are jitter
 _OPEN_START = 0.008  # extra lip gap (face heights) at which the interior starts to show
 _OPEN_FULL = 0.02  # ... and at which it is fully drawn
@@ -189,3 +189,49 @@ class MouthInterior:
         region = out[y0:hi[1], x0:hi[0]].astype(np.float32)
         out[y0:hi[1], x0:hi[0]] = np.clip(region * (1 - alpha) + layer * alpha, 0, 255).astype(np.uint8)
         return out
+
+
+_EYE_CORNERS = {"right": (33, 133), "left": (362, 263)}
+
+
+def cover_eyes(frame: np.ndarray, before: np.ndarray, after: np.ndarray,
+               closure: tuple[float, float]) -> np.ndarray:
+    """Draw closing lids: between each eye's open upper lid (``before``) and its closed
+    position (``after``), the frame shows the subject's lid skin from just above the lid,
+    slid down with the lid, and a soft lash line at the lid's edge. The squeezed eye that the
+    warp alone leaves is covered, with no hole and no foreign texture."""
+    out = frame
+    h, w = frame.shape[:2]
+    for (up, corners), c in zip(((RIGHT_UPPER, _EYE_CORNERS["right"]), (LEFT_UPPER, _EYE_CORNERS["left"])), closure):
+        if c < 0.05:
+            continue
+        idx = [corners[0], *up, corners[1]]
+        top, lid = before[idx, :2].astype(np.float64), after[idx, :2].astype(np.float64)
+        order = np.argsort(top[:, 0])
+        top, lid = top[order], lid[order]
+        x0, x1 = int(np.floor(top[:, 0].min())), int(np.ceil(top[:, 0].max())) + 1
+        travel = float(np.max(lid[:, 1] - top[:, 1]))
+        margin = max(2.0, 0.5 * travel)
+        y0 = int(np.floor(top[:, 1].min() - travel - margin)) - 2
+        y1 = int(np.ceil(lid[:, 1].max())) + 3
+        if x0 < 0 or y0 < 0 or x1 > w or y1 > h or x1 - x0 < 3:
+            continue
+        xs = np.arange(x0, x1, dtype=np.float64)
+        ys = np.arange(y0, y1, dtype=np.float64)[:, None]
+        t_y = np.interp(xs, top[:, 0], top[:, 1])[None, :]
+        l_y = np.interp(xs, lid[:, 0], lid[:, 1])[None, :]
+        shift = l_y - t_y + margin
+        map_y = (ys - shift).astype(np.float32)
+        map_x = np.broadcast_to(xs[None, :], map_y.shape).astype(np.float32)
+        skin = cv2.remap(frame, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101).astype(np.float32)
+        inside = np.clip(np.minimum(ys - t_y + 1.0, l_y - ys + 1.0), 0, 1)  # between the two lines
+        ends = np.clip(np.minimum(xs - x0, x1 - 1 - xs) / max(0.15 * (x1 - x0), 1.0), 0, 1)[None, :]
+        alpha = (inside * ends * min(1.0, 1.5 * c))[..., None].astype(np.float32)
+        lash = np.exp(-0.5 * ((ys - l_y) / 0.9) ** 2) * ends * min(1.0, c)
+        skin *= (1 - 0.45 * lash)[..., None]
+        if out is frame:
+            out = frame.copy()
+        region = out[y0:y1, x0:x1].astype(np.float32)
+        a = np.maximum(alpha, (0.45 * lash)[..., None] * 0)  # the lash darkens only inside alpha
+        out[y0:y1, x0:x1] = np.clip(region * (1 - a) + skin * a, 0, 255).astype(np.uint8)
+    return out

@@ -99,6 +99,18 @@ def best_frame(source_points: np.ndarray, driving_points: list[np.ndarray]) -> i
     return int(np.argmin(errors))
 
 
+def resting_frame(driving_points: list[np.ndarray], *, max_frames: int = 1500) -> int:
+    """Index of the driving frame with the smallest summed distance to all others in
+    normalised shape (the medoid): the pose and expression the driver holds most of the
+    time. Long clips are compared on an even subsample of at most ``max_frames`` frames."""
+    step = max(1, -(-len(driving_points) // max_frames))
+    picks = list(range(0, len(driving_points), step))
+    x = np.stack([normalised_shape(driving_points[i]).ravel() for i in picks])  # (T', 2N)
+    sq = (x**2).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0)
+    return picks[int(np.argmin(np.sqrt(d2).sum(axis=1)))]
+
+
 def transfer(
     source: Keypoints,
     driving: Keypoints,

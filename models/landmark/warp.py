@@ -29,7 +29,7 @@ _COARSE_STRIDE = 4  # coarse-grid cell = this many fine cells
 _SIGMA_FINE = 1.6  # residual spreading width, in fine cells
 _DENSITY_FLOOR = 0.02  # normalised-convolution prior: residuals fade where points are sparse
 _FIT_ROUNDS = 3  # normalised-convolution rounds, each spreading what the last left at the points
-_STILL_PX = 0.25  # sharp mode: displacements under this many px are dropped, twice it kept whole
+_STILL_PX = 0.6  # sharp mode: displacements under this many px are dropped, twice it kept whole
 
 
 
