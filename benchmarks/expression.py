@@ -41,10 +41,33 @@ def _faces() -> dict[str, np.ndarray]:
     return {"astronaut": np.ascontiguousarray(data.astronaut()), "hopper": np.ascontiguousarray(hopper)}
 
 
-def _animators():
+class _Closest:
+    """An animator called with ``reference="closest"`` (FOMM's best frame)."""
+
+    def __init__(self, animator):
+        self.animator = animator
+
+    def animate(self, verified, source, driving, **kwargs):
+        from models.animate import AnimationOptions
+
+        return self.animator.animate(verified, source, driving, options=AnimationOptions(reference="closest"), **kwargs)
+
+
+def _animators(fomm: bool):
     from models.landmark_animator import LandmarkAnimator
 
-    return {"today": lambda: LandmarkAnimator(expressive=False), "new": lambda: LandmarkAnimator()}
+    found = {"today": lambda: LandmarkAnimator(expressive=False), "new": lambda: LandmarkAnimator(),
+             "new,closest": lambda: _Closest(LandmarkAnimator())}
+    if fomm:
+        def make_fomm():
+            from benchmarks.fomm import _networks
+            from models.fomm.animator import FommAnimator
+
+            kp_detector, generator = _networks()  # vox-256 with seeded random weights
+            return FommAnimator(kp_detector=kp_detector, generator=generator)
+
+        found["fomm*"] = make_fomm
+    return found
 
 
 def measure(animator, verified, source, driver, still, schedule, analyzer, mesh) -> tuple[dict, list]:
@@ -52,9 +75,22 @@ def measure(animator, verified, source, driver, still, schedule, analyzer, mesh)
     from models import expression_metrics as em
     from models.face import eye_aperture
 
+    from models.errors import MotionError
+
     src_face = analyzer.analyze(source)
     out = list(animator.animate(verified, source, list(driver)))
-    d_lm, o_lm = em.track(mesh, driver), em.track(mesh, out)
+    d_lm = em.track(mesh, driver)
+    try:
+        o_lm = em.track(mesh, out)
+    except MotionError as exc:  # a random-weight FOMM draws no face: nothing to measure
+        still_out = list(animator.animate(verified, source, list(still)))
+        row = {m: f"no face ({type(exc).__name__})" for m in ("mouth r", "mouth amp", "blinks (30 %)", "blinks",
+                                                               "blink F1", "false blinks", "eye r", "identity")}
+        ref = em.sharpness(source, src_face.box)
+        row["sharpness"] = float(np.median([em.sharpness(out[t], src_face.box)
+                                            for t in np.flatnonzero(schedule.neutral)])) / ref
+        row["still diff"] = em.frame_to_frame(still_out)
+        return row, out
     neutral = schedule.neutral
     d_mouth = np.array([em.mouth_gap(p) for p in d_lm])
     o_mouth = np.array([em.mouth_gap(p) for p in o_lm])
@@ -113,6 +149,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sheet", default="docs/expression-sheet.png")
     parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--fomm", action="store_true",
+                        help="add the FOMM animator with seeded random vox-256 weights (shows the path runs; "
+                             "its quality numbers mean nothing)")
     args = parser.parse_args()
 
     from benchmarks.animator import _verified
@@ -123,7 +162,7 @@ def main() -> None:
     analyzer, mesh = FaceAnalyzer(), FaceAnalyzer(with_embedding=False)
     faces = _faces()
     schedule = em.make_schedule(args.frames, seed=args.seed)
-    animators = _animators()
+    animators = _animators(args.fomm)
     table: dict[tuple[str, str], dict] = {}
     sheets = []
     for src_name, drv_name in (("astronaut", "hopper"), ("hopper", "astronaut")):
@@ -172,7 +211,7 @@ def main() -> None:
     print("|" + "---|" * (2 + len(pairs) * len(names)))
 
     def fmt(v):
-        return f"{v:.2f}" if isinstance(v, float) else str(v)
+        return f"{v:.2f}" if isinstance(v, float) else str(v)[:29]
 
     for m in metrics:
         print(f"| {m:<13} | {targets[m]:<9} | " + " | ".join(f"{fmt(table[(p, n)][m]):>29}" for p in pairs for n in names))

@@ -103,9 +103,9 @@ class LandmarkAnimator(Animator):
         if options.find_best_frame:
             tracked = list(self._driving_landmarks(driving))
             poses = _hold_last_good([lm for lm, _ in tracked])
-            # a different person drives: their resting pose (the medoid of the clip) is the
-            # reference, so a neutral driver gives back the photo itself
-            ref = resting_frame(poses) if self.expressive else best_frame(points, poses)
+            # "resting": a different person drives; their usual pose (the medoid of the clip)
+            # is the reference, so their neutral face gives back the photo itself
+            ref = resting_frame(poses) if options.reference == "resting" else best_frame(points, poses)
             stream: Iterable[tuple[np.ndarray, tuple[int, int]]] = zip(poses, (s for _, s in tracked))
             total = len(poses)
         else:

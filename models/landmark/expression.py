@@ -31,7 +31,8 @@ RIGHT_IRIS = list(range(468, 473))
 LEFT_IRIS = list(range(473, 478))
 FOREHEAD, CHIN = 10, 152
 
-_MESH_BLINK_GAIN = 2.0  # the mesh reports a full closure as ~55 % less lid gap: undo that
+_MESH_BLINK_GAIN = 2.5  # the mesh reports a full closure as only ~45-55 % less lid gap: undo that
+_BOTH_EYES = 0.3  # the other eye closing by at least this share of one eye's closure: a blink
 _CLOSURE_DEADZONE = 0.12  # measured closures below this are jitter
 _OPEN_START = 0.008  # extra lip gap (face heights) at which the interior starts to show
 _OPEN_FULL = 0.02  # ... and at which it is fully drawn
@@ -49,6 +50,10 @@ def eye_closure(pose: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
         measured = 1.0 - lid_gap(pose, up, lo) / ref
         c = (measured - _CLOSURE_DEADZONE) / (1.0 - _CLOSURE_DEADZONE)
         out.append(float(np.clip(_MESH_BLINK_GAIN * c, 0.0, 1.0)))
+    # Both eyes closing together is a blink: the mesh often under-reads one eye (glasses,
+    # glare), so both take the larger closure; one eye alone is a wink and stays one.
+    if min(out) > _BOTH_EYES * max(out):
+        out = [max(out)] * 2
     return out[0], out[1]
 
 
