@@ -29,6 +29,7 @@ from models.face import FaceAnalyzer
 from models.landmark.keypoints import (
     MeshKeypoints,
     best_frame,
+    face_axis_scale,
     resting_frame,
     movement_scale,
     transfer,
@@ -105,7 +106,8 @@ class LandmarkAnimator(Animator):
             poses = _hold_last_good([lm for lm, _ in tracked])
             # "resting": a different person drives; their usual pose (the medoid of the clip)
             # is the reference, so their neutral face gives back the photo itself
-            ref = resting_frame(poses) if options.reference == "resting" else best_frame(points, poses)
+            resting = self.expressive and options.reference == "resting"
+            ref = resting_frame(poses) if resting else best_frame(points, poses)
             stream: Iterable[tuple[np.ndarray, tuple[int, int]]] = zip(poses, (s for _, s in tracked))
             total = len(poses)
         else:
@@ -116,7 +118,8 @@ class LandmarkAnimator(Animator):
         for t, (pose, shape) in enumerate(stream):
             if reference is None and pose is not None:
                 reference = poses[ref] if options.find_best_frame else pose
-                alpha, absolute_scale = _scales(points, reference, image.shape[:2], shape, options)
+                alpha, absolute_scale = _scales(points, reference, image.shape[:2], shape, options,
+                                                face_axes=self.expressive)
                 kp_ref = kp_model(reference)
             if pose is None:  # nothing tracked yet in a streamed clip: the source as it is
                 frame = image
@@ -140,11 +143,17 @@ class LandmarkAnimator(Animator):
 
 
 def _scales(source_points: np.ndarray, reference: np.ndarray, source_hw: tuple[int, int],
-            driving_hw: tuple[int, int], options: AnimationOptions) -> tuple[np.ndarray, np.ndarray]:
+            driving_hw: tuple[int, int], options: AnimationOptions, *,
+            face_axes: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(alpha, absolute_scale), each (2,). ``absolute_scale`` maps driving px to source px
     as FOMM's normalised frames do; ``alpha`` scales relative displacements: the hull-area
-    ratio with ``adapt_movement_scale``, else the same frame-size ratio as FOMM."""
+    ratio with ``adapt_movement_scale``, else the same frame-size ratio as FOMM. With
+    ``face_axes`` (the expressive animator) each axis gets its own ratio, face width across
+    and face height (forehead to chin) down, so a mouth that opens by 10 % of the driver's
+    face height opens by 10 % of the subject's, whatever the two faces' proportions."""
     absolute_scale = np.array([source_hw[1] / driving_hw[1], source_hw[0] / driving_hw[0]])
+    if options.adapt_movement_scale and face_axes:
+        return face_axis_scale(source_points, reference), absolute_scale
     if options.adapt_movement_scale:
         return np.full(2, movement_scale(source_points, reference)), absolute_scale
     return absolute_scale, absolute_scale

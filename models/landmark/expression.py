@@ -178,7 +178,7 @@ class MouthInterior:
         layer = cavity
         cover = mask.copy()
         # the photo's own teeth/interior, each half moved rigidly with its lip
-        for part, lip in ((self.upper_mask, UPPER_INNER), (self.lower_mask, LOWER_INNER)):
+        for part, lip in ((self.upper_mask, UPPER_INNER),):
             if part.max() <= 0:
                 continue
             m, _ = cv2.estimateAffinePartial2D(self.points[lip].astype(np.float32), new[lip].astype(np.float32))
