@@ -34,8 +34,8 @@ FOREHEAD, CHIN = 10, 152
 _MESH_BLINK_GAIN = 2.5  # the mesh reports a full closure as only ~45-55 % less lid gap: undo that
 _BOTH_EYES = 0.3  # the other eye closing by at least this share of one eye's closure: a blink
 _CLOSURE_DEADZONE = 0.12  # measured closures below this are jitter
-_OPEN_START = 0.008  # extra lip gap (face heights) at which the interior starts to show
-_OPEN_FULL = 0.02  # ... and at which it is fully drawn
+_OPEN_START = 0.006  # extra lip gap (face heights) at which the interior starts to show
+_OPEN_FULL = 0.016  # ... and at which it is fully drawn
 
 
 def lid_gap(points: np.ndarray, upper: list[int], lower: list[int]) -> float:
