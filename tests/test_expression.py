@@ -57,12 +57,17 @@ def test_mouth_follows_a_different_driver(setup, series) -> None:
 
 
 def test_blinks_are_carried_over_without_false_blinks(setup, series) -> None:
+    """A blink is an aperture under half of the driver's deepest dip (the mesh rule); the
+    output must cross the same fraction of its own open eye within one frame."""
     neutral = setup[0].neutral
     fraction = em.mesh_blink_fraction(series["d_eye"], neutral)
     scores = em.blink_scores(series["d_eye"], series["o_eye"], neutral, fraction)
     assert scores["driver_blinks"] == 2
     assert scores["false"] == 0, scores
-    assert scores["reproduced"] >= 1, (scores, series["d_eye"], series["o_eye"])
+    assert scores["reproduced"] == 2 and scores["f1"] >= 0.95, (scores, series["d_eye"], series["o_eye"])
+    # the issue's own rule (under 30 % of the open eye) sees no blink in the driver at all: the
+    # mesh never reads a lid gap that small (see docs/motion.md), so it cannot be asserted
+    assert em.blink_scores(series["d_eye"], series["o_eye"], neutral)["driver_blinks"] == 0
 
 
 def test_neutral_frames_keep_the_photo_detail(setup, astronaut: np.ndarray) -> None:

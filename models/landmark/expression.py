@@ -2,11 +2,11 @@
 and a steadier driver.
 
 * ``MouthInterior``: when the transferred inner lips part further than in the photo, the
-  gap is filled from the subject's own photo only: the photo's visible mouth interior
-  (teeth, if the photo shows them) split at its midline, the upper part moving with the
-  upper lip and the lower part with the lower lip, over a shaded cavity whose colour is the
-  subject's own lip colour darkened, with a lighter tongue hint at the bottom. Nothing is
-  taken from the driver's frame.
+  gap is filled from the subject's own photo only: the part of the photo's visible mouth
+  interior above its lips' midline (the upper teeth, if the photo shows them) moves rigidly
+  with the upper lip, over a shaded cavity whose colour is the subject's own lip colour
+  darkened, with a lighter tongue hint at the bottom (the lower lip covers the lower teeth).
+  Nothing is taken from the driver's frame.
 * ``close_lids``: the driver's eye closure (relative to its reference frame, corrected for
   the face mesh's under-reporting of blinks) moves the subject's upper-lid points onto the
   lower lid, so the warp stretches the subject's own lid skin over the eye.
@@ -131,13 +131,12 @@ class MouthInterior:
         h, w = source.shape[:2]
         poly = _polygon(self.points)
         inside = _fill((h, w), poly)
-        # the photo's own interior, split at the lips' midline: upper part rides the upper lip
+        # the photo's own interior above the lips' midline rides the upper lip
         xs = np.arange(w, dtype=np.float64)
         mid = 0.5 * (np.interp(xs, self.points[UPPER_INNER, 0], self.points[UPPER_INNER, 1])
                      + np.interp(xs, self.points[LOWER_INNER, 0], self.points[LOWER_INNER, 1]))
         rows = np.arange(h, dtype=np.float64)[:, None]
         self.upper_mask = (inside * (rows < mid[None, :])).astype(np.float32)
-        self.lower_mask = (inside * (rows >= mid[None, :])).astype(np.float32)
         # the subject's lip colour, from a ring just outside the inner contour
         ring = cv2.dilate((inside > 0.5).astype(np.uint8), np.ones((7, 7), np.uint8)) - (inside > 0.5)
         ring_px = source[ring.astype(bool)]
@@ -176,20 +175,18 @@ class MouthInterior:
         cavity = self.dark[None, None] * (1 - tongue[..., None]) + self.tongue[None, None] * tongue[..., None] * 0.8
         cavity *= (1 - 0.35 * u**2)[..., None]
         layer = cavity
-        cover = mask.copy()
-        # the photo's own teeth/interior, each half moved rigidly with its lip
-        for part, lip in ((self.upper_mask, UPPER_INNER),):
-            if part.max() <= 0:
-                continue
-            m, _ = cv2.estimateAffinePartial2D(self.points[lip].astype(np.float32), new[lip].astype(np.float32))
-            if m is None:
-                continue
-            m = m.copy()
-            m[:, 2] -= [x0, y0]
-            teeth = cv2.warpAffine(self.source, m, (sub[1], sub[0]), flags=cv2.INTER_LINEAR).astype(np.float32)
-            a = cv2.warpAffine(part, m, (sub[1], sub[0]), flags=cv2.INTER_LINEAR)[..., None] * mask[..., None]
-            layer = layer * (1 - a) + teeth * a
-        alpha = (strength * cv2.GaussianBlur(cover, (0, 0), 0.7))[..., None]
+        # the photo's own upper teeth/interior, moved rigidly (similarity) with the upper lip
+        if self.upper_mask.max() > 0:
+            m, _ = cv2.estimateAffinePartial2D(self.points[UPPER_INNER].astype(np.float32),
+                                               new[UPPER_INNER].astype(np.float32))
+            if m is not None:
+                m = m.copy()
+                m[:, 2] -= [x0, y0]
+                teeth = cv2.warpAffine(self.source, m, (sub[1], sub[0]), flags=cv2.INTER_LINEAR).astype(np.float32)
+                a = cv2.warpAffine(self.upper_mask, m, (sub[1], sub[0]), flags=cv2.INTER_LINEAR)[..., None]
+                a = a * mask[..., None]
+                layer = layer * (1 - a) + teeth * a
+        alpha = (strength * cv2.GaussianBlur(mask, (0, 0), 0.7))[..., None]
         out = frame.copy()
         region = out[y0:hi[1], x0:hi[0]].astype(np.float32)
         out[y0:hi[1], x0:hi[0]] = np.clip(region * (1 - alpha) + layer * alpha, 0, 255).astype(np.uint8)
@@ -237,6 +234,5 @@ def cover_eyes(frame: np.ndarray, before: np.ndarray, after: np.ndarray,
         if out is frame:
             out = frame.copy()
         region = out[y0:y1, x0:x1].astype(np.float32)
-        a = np.maximum(alpha, (0.45 * lash)[..., None] * 0)  # the lash darkens only inside alpha
-        out[y0:y1, x0:x1] = np.clip(region * (1 - a) + skin * a, 0, 255).astype(np.uint8)
+        out[y0:y1, x0:x1] = np.clip(region * (1 - alpha) + skin * alpha, 0, 255).astype(np.uint8)
     return out
