@@ -16,6 +16,7 @@ import pytest
 
 from models import expression_metrics as em
 from models.face import FaceAnalyzer, eye_aperture
+from models.landmark.expression import MAX_PITCH, MAX_YAW, _rotation, head_turn, limit_turn
 from models.landmark_animator import LandmarkAnimator
 from models.synthetic import make_expression
 from studio_support import verified_consent
@@ -108,3 +109,28 @@ def test_no_driver_pixels_reach_the_output(analyzer: FaceAnalyzer, setup, grace_
     out = list(LandmarkAnimator().animate(verified, astronaut, frames))
     for frame in out:
         assert not (np.abs(frame.astype(int) - UNIQUE).max(axis=2) < 40).any()
+
+
+def test_large_head_turns_are_limited_smoothly(analyzer: FaceAnalyzer, setup) -> None:
+    """The astronaut's real 3-D mesh, turned in 3-D: small turns pass unchanged, large ones
+    approach the documented limits (25 degrees yaw, 20 pitch) monotonically and never pass
+    them; the in-plane tilt is kept."""
+    face = setup[2]
+    ref = face.landmarks.astype(np.float64)
+    centre = ref[:468].mean(axis=0)
+
+    def turned(yaw: float, pitch: float, roll: float = 0.0) -> np.ndarray:
+        out = ref.copy()
+        out[:, :3] = (ref[:, :3] - centre) @ _rotation(yaw, pitch, roll).T + centre
+        return out
+
+    small = turned(10.0, 8.0)
+    assert limit_turn(small, ref) is small  # within 60 % of the limits: untouched
+    last = 0.0
+    for yaw in (16.0, 20.0, 30.0, 45.0, 70.0):
+        _, got, _, _ = head_turn(limit_turn(turned(yaw, 0.0), ref), ref)
+        assert last < got < MAX_YAW, (yaw, got)
+        last = got
+    _, yaw, pitch, roll = head_turn(limit_turn(turned(-50.0, 40.0, 12.0), ref), ref)
+    assert -MAX_YAW < yaw < -0.8 * MAX_YAW and 0.8 * MAX_PITCH < pitch < MAX_PITCH
+    assert abs(roll - 12.0) < 0.5

@@ -13,6 +13,12 @@ Pipeline per clip (options as in ``AnimationOptions``):
 3. Each output frame depends only on (frame t, reference): FOMM's relative transfer with
    movement-scale adaptation for keypoints and mesh points, a dense warp (``DenseWarp``),
    paste-back into the photo.
+
+With ``expressive=True`` (the default; ``models.landmark.expression``) the reference is the
+driver's resting frame unless ``AnimationOptions.reference="closest"``, the driving landmarks
+are smoothed and their head turn limited, the movement scale is per face axis, lids close over
+the eyes with the subject's own lid skin, an opening mouth gets an interior drawn from the
+subject's photo, and the warp is bicubic with sub-pixel motion dropped.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from models.landmark.keypoints import (
     transfer,
     transfer_points,
 )
-from models.landmark.expression import LandmarkFilter, MouthInterior, close_lids, cover_eyes, eye_closure
+from models.landmark.expression import LandmarkFilter, MouthInterior, close_lids, cover_eyes, eye_closure, limit_turn
 from models.landmark.warp import DenseWarp
 
 
@@ -124,6 +130,8 @@ class LandmarkAnimator(Animator):
             if pose is None:  # nothing tracked yet in a streamed clip: the source as it is
                 frame = image
             else:
+                if self.expressive:  # turns beyond what a 2-D warp can show are limited smoothly
+                    pose = limit_turn(pose, reference)
                 kp_new = transfer(kp_model.source, kp_model(pose), kp_ref, relative=options.relative,
                                   alpha=alpha, absolute_scale=absolute_scale)
                 new_points = transfer_points(points, pose, reference, relative=options.relative,

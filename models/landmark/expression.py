@@ -236,3 +236,61 @@ def cover_eyes(frame: np.ndarray, before: np.ndarray, after: np.ndarray,
         region = out[y0:y1, x0:x1].astype(np.float32)
         out[y0:y1, x0:x1] = np.clip(region * (1 - alpha) + skin * alpha, 0, 255).astype(np.uint8)
     return out
+
+
+MAX_YAW = 25.0  # degrees: the largest head turn (left/right) a 2-D warp of one photo is asked to show
+MAX_PITCH = 20.0  # degrees: the largest nod (up/down)
+_KNEE = 0.6  # turns up to this share of the limit pass unchanged; beyond it they are compressed
+
+
+def _soft_limit(angle: float, limit: float) -> float:
+    """Identity up to ``_KNEE * limit``, then a smooth (C1) approach to ``limit``, never past it."""
+    knee = _KNEE * limit
+    a = abs(angle)
+    if a <= knee:
+        return angle
+    return float(np.sign(angle) * (knee + (limit - knee) * np.tanh((a - knee) / (limit - knee))))
+
+
+def head_turn(pose: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+    """(R, yaw, pitch, roll in degrees): the rotation taking the reference's 3-D mesh (x, y px,
+    z depth) to the pose's, by a least-squares fit (Kabsch) of the 468 mesh points, with
+    R = Rz(roll) Ry(yaw) Rx(pitch)."""
+    p = np.asarray(pose, dtype=np.float64)[:468, :3]
+    q = np.asarray(reference, dtype=np.float64)[:468, :3]
+    p, q = p - p.mean(axis=0), q - q.mean(axis=0)
+    u, _, vt = np.linalg.svd(p.T @ q)
+    d = np.sign(np.linalg.det(u @ vt))
+    r = u @ np.diag([1.0, 1.0, d]) @ vt  # proper rotation: q -> p
+    yaw = np.degrees(np.arcsin(np.clip(-r[2, 0], -1, 1)))
+    pitch = np.degrees(np.arctan2(r[2, 1], r[2, 2]))
+    roll = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
+    return r, float(yaw), float(pitch), float(roll)
+
+
+def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    y, p, r = np.radians([yaw, pitch, roll])
+    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    return rz @ ry @ rx
+
+
+def limit_turn(pose: np.ndarray, reference: np.ndarray, *, max_yaw: float = MAX_YAW,
+               max_pitch: float = MAX_PITCH) -> np.ndarray:
+    """The driving mesh (N, 3) with its head turn relative to ``reference`` limited: yaw and
+    pitch up to 60 % of their limits pass unchanged (the same array); beyond, the whole mesh is
+    turned back in 3-D about its centre so that the turn approaches the limit smoothly and never
+    exceeds it. Roll (in-plane tilt) and the expression (the mesh's shape) are kept."""
+    if pose.shape[1] < 3:
+        return pose
+    r, yaw, pitch, roll = head_turn(pose, reference)
+    new_yaw, new_pitch = _soft_limit(yaw, max_yaw), _soft_limit(pitch, max_pitch)
+    if new_yaw == yaw and new_pitch == pitch:
+        return pose
+    back = _rotation(new_yaw, new_pitch, roll) @ r.T  # undo the turn, redo the limited one
+    p = np.asarray(pose, dtype=np.float64)
+    centre = p[:468, :3].mean(axis=0)
+    out = p.copy()
+    out[:, :3] = (p[:, :3] - centre) @ back.T + centre
+    return out.astype(pose.dtype)
