@@ -37,6 +37,10 @@ class AnimationOptions:
     max_output_side: int = 1920  # the output keeps the photo's resolution, capped at this side
     face_index: int | None = None  # which face when the photo shows several (never guessed)
 
+    def __post_init__(self) -> None:
+        if self.reference not in ("resting", "closest"):
+            raise ValueError(f"reference must be 'resting' or 'closest', not {self.reference!r}")
+
 
 class Animator(ABC):
     """Base class for animators. ``driving`` must be re-iterable (a list, or a video reader
