@@ -45,6 +45,9 @@ from models.landmark.expression import LandmarkFilter, MouthInterior, close_lids
 from models.landmark.warp import DenseWarp
 
 
+_TRACKER_WARMUP = 3  # extra tracking calls on the first driving frame (expressive mode)
+
+
 class LandmarkAnimator(Animator):
     """Weight-free default animator (see module docstring).
 
@@ -89,8 +92,20 @@ class LandmarkAnimator(Animator):
     def _driving_landmarks(self, driving: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray | None, tuple[int, int]]]:
         self.analyzer.new_video()
         steady = LandmarkFilter() if self.expressive else (lambda p: p)
+        primed = not self.expressive
         for frame in driving:
-            yield steady(self.analyzer.landmarks(np.ascontiguousarray(frame))), frame.shape[:2]
+            frame = np.ascontiguousarray(frame)
+            pose = self.analyzer.landmarks(frame)
+            if pose is not None and not primed:
+                # MediaPipe's tracker starts from the detector's box and settles over a few
+                # frames (a 2-4 px drift of a still face): let it settle on the first face
+                for _ in range(_TRACKER_WARMUP):
+                    again = self.analyzer.landmarks(frame)
+                    if again is None:
+                        break
+                    pose = again
+                primed = True
+            yield steady(pose), frame.shape[:2]
 
     def _animate(
         self,
