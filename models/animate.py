@@ -27,10 +27,19 @@ class AnimationOptions:
     relative: bool = True  # FOMM "relative" motion transfer (vs absolute keypoints)
     adapt_movement_scale: bool = True  # scale driving motion to the source face size
     find_best_frame: bool = True  # start from the driving frame whose pose is closest to the source
+    # with find_best_frame, which frame is the reference: "resting", the driver's most typical
+    # frame (the medoid), so that a different person's neutral face gives back the photo unmoved,
+    # or "closest" to the source's shape (FOMM's find_best_frame; best when the photo's own
+    # person drives). The FOMM animator always uses "closest".
+    reference: str = "resting"
     paste_back: bool = True  # animate a face crop and blend it back into the full photo
     crop_size: int = 256  # model resolution of the face crop
     max_output_side: int = 1920  # the output keeps the photo's resolution, capped at this side
     face_index: int | None = None  # which face when the photo shows several (never guessed)
+
+    def __post_init__(self) -> None:
+        if self.reference not in ("resting", "closest"):
+            raise ValueError(f"reference must be 'resting' or 'closest', not {self.reference!r}")
 
 
 class Animator(ABC):

@@ -13,6 +13,12 @@ Pipeline per clip (options as in ``AnimationOptions``):
 3. Each output frame depends only on (frame t, reference): FOMM's relative transfer with
    movement-scale adaptation for keypoints and mesh points, a dense warp (``DenseWarp``),
    paste-back into the photo.
+
+With ``expressive=True`` (the default; ``models.landmark.expression``) the reference is the
+driver's resting frame unless ``AnimationOptions.reference="closest"``, the driving landmarks
+are smoothed and their head turn limited, the movement scale is per face axis, lids close over
+the eyes with the subject's own lid skin, an opening mouth gets an interior drawn from the
+subject's photo, and the warp is bicubic with sub-pixel motion dropped.
 """
 
 from __future__ import annotations
@@ -29,23 +35,32 @@ from models.face import FaceAnalyzer
 from models.landmark.keypoints import (
     MeshKeypoints,
     best_frame,
+    face_axis_scale,
+    resting_frame,
     movement_scale,
     transfer,
     transfer_points,
 )
+from models.landmark.expression import LandmarkFilter, MouthInterior, close_lids, cover_eyes, eye_closure, limit_turn
 from models.landmark.warp import DenseWarp
+
+
+_TRACKER_WARMUP = 3  # extra tracking calls on the first driving frame (expressive mode)
 
 
 class LandmarkAnimator(Animator):
     """Weight-free default animator (see module docstring).
 
     ``face_index`` picks the face when the photo shows several (see ``FaceAnalyzer``).
+    ``expressive=False`` gives the plain warp of issue 20 (no mouth interior, no lid
+    closure, no landmark smoothing, bilinear resampling); it is kept for comparison.
     """
 
     name = "landmark"
 
     def __init__(self, *, analyzer: FaceAnalyzer | None = None, num_keypoints: int = 30,
-                 face_index: int | None = None):
+                 face_index: int | None = None, expressive: bool = True):
+        self.expressive = expressive
         self.analyzer = analyzer or FaceAnalyzer(with_embedding=False)
         self.num_keypoints = num_keypoints
         self.face_index = face_index
@@ -62,7 +77,9 @@ class LandmarkAnimator(Animator):
             paste = PasteBack(source, box, max_side=options.max_output_side)
             # A warp has no model resolution to respect: never work below the head's size in
             # the output, or a large portrait would be animated at 256 px and blown up again.
-            side = max(options.crop_size, paste.box.size)
+            # The expressive animator works at exactly that size: a small head is not blown up
+            # to crop_size and shrunk again (two resamplings blur it).
+            side = paste.box.size if self.expressive else max(options.crop_size, paste.box.size)
             crop = extract_crop(source, box, side)  # (side, side, 3)
             return crop, box.to_crop(face.landmarks, side), paste
         h, w = source.shape[:2]
@@ -74,8 +91,21 @@ class LandmarkAnimator(Animator):
     # -- step 2 --------------------------------------------------------------------------------
     def _driving_landmarks(self, driving: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray | None, tuple[int, int]]]:
         self.analyzer.new_video()
+        steady = LandmarkFilter() if self.expressive else (lambda p: p)
+        primed = not self.expressive
         for frame in driving:
-            yield self.analyzer.landmarks(np.ascontiguousarray(frame)), frame.shape[:2]
+            frame = np.ascontiguousarray(frame)
+            pose = self.analyzer.landmarks(frame)
+            if pose is not None and not primed:
+                # MediaPipe's tracker starts from the detector's box and settles over a few
+                # frames (a 2-4 px drift of a still face): let it settle on the first face
+                for _ in range(_TRACKER_WARMUP):
+                    again = self.analyzer.landmarks(frame)
+                    if again is None:
+                        break
+                    pose = again
+                primed = True
+            yield steady(pose), frame.shape[:2]
 
     def _animate(
         self,
@@ -88,13 +118,17 @@ class LandmarkAnimator(Animator):
     ) -> Iterator[np.ndarray]:
         image, points, paste = self._prepare_source(source, options)
         kp_model = MeshKeypoints(points, num_keypoints=self.num_keypoints)
-        warp = DenseWarp(image, points, kp_model.source)
+        warp = DenseWarp(image, points, kp_model.source, sharp=self.expressive)
+        mouth = MouthInterior(image, points) if self.expressive else None
         finish: Callable[[np.ndarray], np.ndarray] = paste if paste is not None else (lambda frame: frame)
 
         if options.find_best_frame:
             tracked = list(self._driving_landmarks(driving))
             poses = _hold_last_good([lm for lm, _ in tracked])
-            ref = best_frame(points, poses)
+            # "resting": a different person drives; their usual pose (the medoid of the clip)
+            # is the reference, so their neutral face gives back the photo itself
+            resting = self.expressive and options.reference == "resting"
+            ref = resting_frame(poses) if resting else best_frame(points, poses)
             stream: Iterable[tuple[np.ndarray, tuple[int, int]]] = zip(poses, (s for _, s in tracked))
             total = len(poses)
         else:
@@ -105,27 +139,44 @@ class LandmarkAnimator(Animator):
         for t, (pose, shape) in enumerate(stream):
             if reference is None and pose is not None:
                 reference = poses[ref] if options.find_best_frame else pose
-                alpha, absolute_scale = _scales(points, reference, image.shape[:2], shape, options)
+                alpha, absolute_scale = _scales(points, reference, image.shape[:2], shape, options,
+                                                face_axes=self.expressive)
                 kp_ref = kp_model(reference)
             if pose is None:  # nothing tracked yet in a streamed clip: the source as it is
                 frame = image
             else:
+                if self.expressive:  # turns beyond what a 2-D warp can show are limited smoothly
+                    pose = limit_turn(pose, reference)
                 kp_new = transfer(kp_model.source, kp_model(pose), kp_ref, relative=options.relative,
                                   alpha=alpha, absolute_scale=absolute_scale)
                 new_points = transfer_points(points, pose, reference, relative=options.relative,
                                              alpha=alpha, absolute_scale=absolute_scale)
+                closure = (0.0, 0.0)
+                if self.expressive:
+                    closure = eye_closure(pose, reference)
+                    open_points, new_points = new_points, close_lids(new_points, closure)
                 frame = warp(kp_new, new_points)
+                if max(closure) > 0:
+                    frame = cover_eyes(frame, open_points, new_points, closure)
+                if mouth is not None:
+                    frame = mouth(frame, new_points)
             yield finish(frame)
             if progress is not None:
                 progress(t + 1, total)
 
 
 def _scales(source_points: np.ndarray, reference: np.ndarray, source_hw: tuple[int, int],
-            driving_hw: tuple[int, int], options: AnimationOptions) -> tuple[np.ndarray, np.ndarray]:
+            driving_hw: tuple[int, int], options: AnimationOptions, *,
+            face_axes: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(alpha, absolute_scale), each (2,). ``absolute_scale`` maps driving px to source px
     as FOMM's normalised frames do; ``alpha`` scales relative displacements: the hull-area
-    ratio with ``adapt_movement_scale``, else the same frame-size ratio as FOMM."""
+    ratio with ``adapt_movement_scale``, else the same frame-size ratio as FOMM. With
+    ``face_axes`` (the expressive animator) each axis gets its own ratio, face width across
+    and face height (forehead to chin) down, so a mouth that opens by 10 % of the driver's
+    face height opens by 10 % of the subject's, whatever the two faces' proportions."""
     absolute_scale = np.array([source_hw[1] / driving_hw[1], source_hw[0] / driving_hw[0]])
+    if options.adapt_movement_scale and face_axes:
+        return face_axis_scale(source_points, reference), absolute_scale
     if options.adapt_movement_scale:
         return np.full(2, movement_scale(source_points, reference)), absolute_scale
     return absolute_scale, absolute_scale

@@ -99,6 +99,32 @@ def best_frame(source_points: np.ndarray, driving_points: list[np.ndarray]) -> i
     return int(np.argmin(errors))
 
 
+_CHEEKS = (234, 454)  # mesh points at the face's left and right extremes
+_MIDLINE = (10, 152)  # forehead top and chin
+
+
+def face_axis_scale(source_points: np.ndarray, reference_points: np.ndarray) -> np.ndarray:
+    """(2,) movement scale per axis: source face width / reference face width (x) and
+    source face height / reference face height (y), from the mesh's cheek and midline points."""
+    def axes(p: np.ndarray) -> np.ndarray:
+        p = np.asarray(p, dtype=np.float64)[:, :2]
+        return np.array([np.linalg.norm(p[_CHEEKS[0]] - p[_CHEEKS[1]]),
+                         np.linalg.norm(p[_MIDLINE[0]] - p[_MIDLINE[1]])])
+    return axes(source_points) / np.maximum(axes(reference_points), 1e-6)
+
+
+def resting_frame(driving_points: list[np.ndarray], *, max_frames: int = 1500) -> int:
+    """Index of the driving frame with the smallest summed distance to all others in
+    normalised shape (the medoid): the pose and expression the driver holds most of the
+    time. Long clips are compared on an even subsample of at most ``max_frames`` frames."""
+    step = max(1, -(-len(driving_points) // max_frames))
+    picks = list(range(0, len(driving_points), step))
+    x = np.stack([normalised_shape(driving_points[i]).ravel() for i in picks])  # (T', 2N)
+    sq = (x**2).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0)
+    return picks[int(np.argmin(np.sqrt(d2).sum(axis=1)))]
+
+
 def transfer(
     source: Keypoints,
     driving: Keypoints,

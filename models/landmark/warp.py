@@ -29,13 +29,17 @@ _COARSE_STRIDE = 4  # coarse-grid cell = this many fine cells
 _SIGMA_FINE = 1.6  # residual spreading width, in fine cells
 _DENSITY_FLOOR = 0.02  # normalised-convolution prior: residuals fade where points are sparse
 _FIT_ROUNDS = 3  # normalised-convolution rounds, each spreading what the last left at the points
+_STILL_PX = 0.6  # sharp mode: displacements under this many px are dropped, twice it kept whole
 
 
 
 class DenseWarp:
     """Warp one source image (H, W, 3) uint8 whose mesh is ``source_points`` (N, 2)."""
 
-    def __init__(self, source: np.ndarray, source_points: np.ndarray, source_kp: Keypoints):
+    def __init__(self, source: np.ndarray, source_points: np.ndarray, source_kp: Keypoints, *, sharp: bool = False):
+        # sharp: bicubic resampling, and sub-pixel displacements (detector jitter) are
+        # faded to zero so a still face is not resampled at all
+        self.sharp = sharp
         self.source = np.ascontiguousarray(source)
         self.source_points = np.asarray(source_points, dtype=np.float64)[:, :2]
         self.source_kp = source_kp
@@ -122,6 +126,10 @@ class DenseWarp:
         x0, y0, gw, gh = win
         coarse = self._coarse(kp_new, new_points, win)  # (gh, gw, 2)
         disp = coarse + self._residual(coarse, new_points, win)
+        if self.sharp:
+            size = np.sqrt((disp**2).sum(axis=2, keepdims=True))
+            t = np.clip((size - _STILL_PX) / _STILL_PX, 0, 1)
+            disp = disp * (t * t * (3 - 2 * t))
         h, w = self.source.shape[:2]
         pw, ph = min(gw * self.cell, w - x0), min(gh * self.cell, h - y0)
         full = cv2.resize(disp, (gw * self.cell, gh * self.cell), interpolation=cv2.INTER_LINEAR)[:ph, :pw]
@@ -130,7 +138,8 @@ class DenseWarp:
         map_x = full[..., 0] + xs[None, :]
         map_y = full[..., 1] + ys[:, None]
         out = self.source.copy()
-        out[y0:y0 + ph, x0:x0 + pw] = cv2.remap(self.source, map_x, map_y, cv2.INTER_LINEAR,
+        interp = cv2.INTER_CUBIC if self.sharp else cv2.INTER_LINEAR
+        out[y0:y0 + ph, x0:x0 + pw] = cv2.remap(self.source, map_x, map_y, interp,
                                                 borderMode=cv2.BORDER_REFLECT_101)
         return out
 
