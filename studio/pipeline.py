@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +66,8 @@ _CHECK_POINTS = (4, 16, 64)
 _MARK_ATTEMPTS = 3  # renders (each under a fresh render id) before a failed watermark check is final
 LEASE_TIMEOUT_SECONDS = 60.0  # an open render whose heartbeat is older than this has no live owner
 HEARTBEAT_SECONDS = 5.0  # how often a running render refreshes its heartbeat
+# owner_host of a render admitted for the farm and not yet claimed: the queue holds it, not a process
+QUEUED_OWNER = "(queued)"
 
 # Render ids this process is running now: recovery never touches them, even when a dead
 # process that owned another render had the same pid as this one.
@@ -145,6 +147,15 @@ class _Job:
     timer: StageTimer  # one for every attempt: the receipt's stage times are what the render cost in all
     report: ProgressCallback
     attempt: int = 1  # which render id of the request this is (1 to _MARK_ATTEMPTS)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """An admitted render: consent verified, ``render.started`` committed under ``render_id``."""
+
+    job: _Job
+    render_id: str
+    payload: int
 
 
 def _utcnow() -> datetime:
@@ -271,6 +282,8 @@ class RenderPipeline:
         with _ACTIVE_LOCK:
             if lease.render_id in _ACTIVE:
                 return True
+        if lease.owner_host == QUEUED_OWNER and lease.owner_pid is None:
+            return True  # admitted for the farm, not yet claimed: the queue holds it (see studio.farm)
         age = (_utcnow() - lease.heartbeat_at).total_seconds()  # wall time, not the consent clock
         if age > self.lease_timeout_seconds:
             return False
@@ -335,12 +348,58 @@ class RenderPipeline:
 
     # ------------------------------------------------------------------ the entry point
     def render(self, request: RenderRequest, progress: ProgressCallback | None = None) -> RenderResult:
-        """Render ``request`` or raise; every outcome is in the ledger."""
+        """Render ``request`` or raise; every outcome is in the ledger (``admit`` then ``produce``)."""
+        return self.produce(self.admit(request, progress))
+
+    def admit(
+        self, request: RenderRequest, progress: ProgressCallback | None = None, *, queued: bool = False
+    ) -> "Admission":
+        """Steps 1-3 and ``render.started``: read, analyse, verify consent, then open the render.
+
+        A failure before the render is opened is a refusal, logged and raised. In-process
+        (``queued=False``) this process takes the render's lease at once; for the farm
+        (``queued=True``) the render is opened without an owner, marked queued, and a worker
+        claims it (``studio.farm``).
+        """
+        job = self._check(request, progress)
+        render_id, payload = new_render_id()
+        self._open(job, render_id, payload, queued=queued)
+        return Admission(job=job, render_id=render_id, payload=payload)
+
+    def produce(self, admission: "Admission") -> RenderResult:
+        """Steps 4-7 of an admitted render this process holds the lease of; raises on failure."""
+        job = admission.job
+        # 4-7: animate, watermark, encode, confirm, sign, log. An attempt whose first marked
+        # frames or encoded file do not read back with its own mark is discarded and logged as
+        # failed; the mark's strength on a given picture depends a little on the payload (the
+        # render id), so it is rendered again under a fresh id, at most ``_MARK_ATTEMPTS`` times
+        # in all, before giving up.
+        render_id, payload = admission.render_id, admission.payload
+        for attempt in range(1, _MARK_ATTEMPTS + 1):
+            try:
+                if attempt > 1:
+                    render_id, payload = new_render_id()
+                    self._open(replace(job, attempt=attempt), render_id, payload, queued=False)
+                return self._attempt(replace(job, attempt=attempt), render_id, payload)
+            except WatermarkNotConfirmed as exc:
+                if attempt == _MARK_ATTEMPTS:
+                    raise WatermarkNotConfirmed(
+                        f"the studio's watermark could not be confirmed on this render under {attempt} render ids "
+                        "in a row, so nothing was delivered (each attempt is in the ledger as a failed render). "
+                        "A photo that is fine texture everywhere behind the face, such as grass or gravel, can "
+                        "leave the mark too little room, most of all at small output sizes; a photo with a "
+                        "plainer background helps"
+                    ) from exc
+                log.warning("render attempt %d did not read back with its watermark; rendering again", attempt)
+                job.report(f"the watermark did not read back: rendering again under a new render id "
+                           f"({attempt + 1} of {_MARK_ATTEMPTS})", 0, None)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _check(self, request: RenderRequest, progress: ProgressCallback | None) -> _Job:
+        """Steps 1-3: read, analyse, verify. Any failure here is a refusal: nothing is animated."""
         report = progress or (lambda stage, done, total: None)
         timer = StageTimer()
         inputs: dict[str, Any] = {"photo": None, "driving": None}
-
-        # 1-3: read, analyse, verify. Any failure here is a refusal: nothing is animated.
         try:
             t0 = time.perf_counter()
             report("reading inputs", 0, None)
@@ -375,37 +434,14 @@ class RenderPipeline:
                 inputs={k: v for k, v in inputs.items() if v},
             )
             raise
+        return _Job(request, verified, animator, photo, info, inputs, timer, report)
 
-        # 4-7: animate, watermark, encode, confirm, sign, log. An attempt whose first marked
-        # frames or encoded file do not read back with its own mark is discarded and logged as
-        # failed; the mark's strength on a given picture depends a little on the payload (the
-        # render id), so it is rendered again under a fresh id, at most ``_MARK_ATTEMPTS`` times
-        # in all, before giving up.
-        for attempt in range(1, _MARK_ATTEMPTS + 1):
-            try:
-                return self._attempt(_Job(request, verified, animator, photo, info, inputs, timer, report, attempt))
-            except WatermarkNotConfirmed as exc:
-                if attempt == _MARK_ATTEMPTS:
-                    raise WatermarkNotConfirmed(
-                        f"the studio's watermark could not be confirmed on this render under {attempt} render ids "
-                        "in a row, so nothing was delivered (each attempt is in the ledger as a failed render). "
-                        "A photo that is fine texture everywhere behind the face, such as grass or gravel, can "
-                        "leave the mark too little room, most of all at small output sizes; a photo with a "
-                        "plainer background helps"
-                    ) from exc
-                log.warning("render attempt %d did not read back with its watermark; rendering again", attempt)
-                report(f"the watermark did not read back: rendering again under a new render id "
-                       f"({attempt + 1} of {_MARK_ATTEMPTS})", 0, None)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _attempt(self, job: _Job) -> RenderResult:
-        """One render under a fresh render id: started, then finished or failed in the ledger."""
+    def _open(self, job: _Job, render_id: str, payload: int, *, queued: bool) -> None:
+        """``render.started`` for ``render_id``, its lease held by this process (or queued)."""
         request = job.request
-        render_id, payload = new_render_id()
-        label_required = job.verified.credential.disclosure_required
-        with _ACTIVE_LOCK:
-            _ACTIVE.add(render_id)
-        heartbeat = _Heartbeat(self.ledger, render_id, every=self.heartbeat_seconds)
+        if not queued:
+            with _ACTIVE_LOCK:
+                _ACTIVE.add(render_id)
         try:
             self.ledger.render_started(
                 render_id=render_id,
@@ -414,10 +450,25 @@ class RenderPipeline:
                 purpose=request.purpose,
                 project=request.project,
                 inputs={**job.inputs, "animator": job.animator.name, "payload": payload,
-                        "label_required": label_required, "label_applied": _label_of(job)},
-                owner_pid=os.getpid(),
-                owner_host=socket.gethostname(),
+                        "label_required": job.verified.credential.disclosure_required,
+                        "label_applied": _label_of(job)},
+                owner_pid=None if queued else os.getpid(),
+                owner_host=QUEUED_OWNER if queued else socket.gethostname(),
             )
+        except BaseException:
+            with _ACTIVE_LOCK:
+                _ACTIVE.discard(render_id)
+            raise
+
+    def hold(self, render_id: str) -> None:
+        """Mark ``render_id`` as run by this process (a worker's claim): recovery leaves it alone."""
+        with _ACTIVE_LOCK:
+            _ACTIVE.add(render_id)
+
+    def _attempt(self, job: _Job, render_id: str, payload: int) -> RenderResult:
+        """One render under ``render_id`` (opened, its lease ours): finished or failed in the ledger."""
+        heartbeat = _Heartbeat(self.ledger, render_id, every=self.heartbeat_seconds)
+        try:
             heartbeat.start()
             job_dir = self.work_dir / render_id
             try:
