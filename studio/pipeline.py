@@ -95,6 +95,10 @@ class TermsExceeded(RenderRefused):
     """The decoded frames went past the consent's duration or a studio limit; the render was stopped."""
 
 
+class InputsChanged(RenderRefused):
+    """A queued render's input files are not the bytes that were admitted for it."""
+
+
 class UnknownAnimator(StudioError):
     """The requested animator is not available in this studio."""
 
@@ -221,7 +225,7 @@ class RenderPipeline:
             def _fomm() -> Animator:
                 from models.fomm.animator import FommAnimator
 
-                return FommAnimator.from_checkpoint(ckpt)
+                return FommAnimator.from_checkpoint(ckpt, device=config.device)
 
             animators["fomm"] = _fomm
         pipeline = cls(
@@ -238,7 +242,7 @@ class RenderPipeline:
 
     @property
     def work_dir(self) -> Path:
-        return self.config.home / "work"
+        return self.config.work_dir
 
     @property
     def default_animator(self) -> str:
@@ -395,8 +399,27 @@ class RenderPipeline:
                            f"({attempt + 1} of {_MARK_ATTEMPTS})", 0, None)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _check(self, request: RenderRequest, progress: ProgressCallback | None) -> _Job:
-        """Steps 1-3: read, analyse, verify. Any failure here is a refusal: nothing is animated."""
+    def readmit(self, request: RenderRequest, render_id: str, progress: ProgressCallback | None = None) -> Admission:
+        """Steps 1-3 again for a render admitted elsewhere and claimed by this process (a farm
+        worker), right before animating: the inputs must be the bytes admitted, and consent must
+        still hold now. A refusal closes the admitted render as refused (logged) and raises."""
+        record = self.ledger.find_render(render_id)
+        if record is None or record.status != "started":
+            from studio.ledger.errors import UnknownRender
+
+            raise UnknownRender("no admitted render in progress has this id")
+        job = self._check(replace(request, animator=str(record.inputs.get("animator", request.animator))), progress,
+                          admitted=(render_id, record.inputs))
+        return Admission(job=job, render_id=render_id, payload=int(record.inputs["payload"]))
+
+    def _check(
+        self, request: RenderRequest, progress: ProgressCallback | None, *, admitted: tuple[str, dict] | None = None
+    ) -> _Job:
+        """Steps 1-3: read, analyse, verify. Any failure here is a refusal: nothing is animated.
+
+        ``admitted`` (render id, its started inputs): re-checking a render admitted before; the
+        input files must hash as then, and a refusal closes that render instead of a new one.
+        """
         report = progress or (lambda stage, done, total: None)
         timer = StageTimer()
         inputs: dict[str, Any] = {"photo": None, "driving": None}
@@ -405,6 +428,10 @@ class RenderPipeline:
             report("reading inputs", 0, None)
             inputs["photo"] = media.sha256_file(request.photo)
             inputs["driving"] = media.sha256_file(request.driving)
+            if admitted is not None and (admitted[1].get("photo"), admitted[1].get("driving")) != (
+                inputs["photo"], inputs["driving"]
+            ):
+                raise InputsChanged("the input files are not the ones admitted for this render (their hashes differ)")
             photo = media.read_image(request.photo)
             info = media.probe_video(request.driving, max_duration_seconds=self.max_video_seconds)
             timer.add("read", time.perf_counter() - t0)
@@ -426,6 +453,9 @@ class RenderPipeline:
             animator = self._animator(request.animator)
             timer.add("consent", time.perf_counter() - t0)
         except (ConsentError, MotionError, StudioError) as exc:
+            if admitted is not None:
+                self.ledger.refuse_started(render_id=admitted[0], reason=exc.user_message(), error=type(exc).__name__)
+                raise
             self.ledger.render_refused(
                 operator=request.operator,
                 credential_id=request.credential_id,
@@ -464,6 +494,15 @@ class RenderPipeline:
         """Mark ``render_id`` as run by this process (a worker's claim): recovery leaves it alone."""
         with _ACTIVE_LOCK:
             _ACTIVE.add(render_id)
+
+    def release(self, render_id: str) -> None:
+        """Undo ``hold`` (the render ended here, or the claim was lost)."""
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(render_id)
+
+    def owner_alive(self, lease: "Any") -> bool:
+        """Whether the holder of ``lease`` (a ``studio.ledger.RenderLease``) may still be running it."""
+        return self._owner_alive(lease)
 
     def _attempt(self, job: _Job, render_id: str, payload: int) -> RenderResult:
         """One render under ``render_id`` (opened, its lease ours): finished or failed in the ledger."""

@@ -164,6 +164,9 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("render")(render)
     app.add_typer(users_app, name="users")
+    from studio.commands import farm
+
+    farm.register(app)
     try:
         from studio.commands import db
     except ImportError:  # pragma: no cover - until the db group exists

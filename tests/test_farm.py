@@ -1,0 +1,188 @@
+"""Issue 23: the render farm. A real redis-server on loopback, two real ``avatar-studio worker``
+processes with their own work folders, one shared data folder with a real SQLite ledger.
+
+The ledger, not the queue, decides: every render is admitted (``render.started``) before it is
+queued, claimed by exactly one worker at a time, and delivered at most once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from studio import media
+from studio.config import StudioConfig
+from studio.pipeline import RenderPipeline, RenderRequest
+
+from farm_support import Farm, farm_env, start_redis
+from studio_support import short_driving_clip
+
+pytestmark = pytest.mark.slow
+
+_MAX_RENDER_SECONDS = "6"  # the visibility timeout is 1.5 x this + 1: a dead worker's task moves on in ~10 s
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory, astronaut):
+    from studio.demo import ensure_demo
+
+    root = tmp_path_factory.mktemp("farm")
+    redis = start_redis(root / "redis")
+    home = root / "home"
+    config = StudioConfig(home=home, broker_url=redis.url, max_render_seconds=int(_MAX_RENDER_SECONDS))
+    pipeline = RenderPipeline.from_config(config)
+    demo = ensure_demo(config, pipeline)
+    clips = root / "clips"
+    clips.mkdir()
+    short = short_driving_clip(clips / "short.mp4", astronaut, frames=6)
+    long = short_driving_clip(clips / "long.mp4", astronaut, frames=60)
+    farm = Farm(home=home, redis=redis, env=farm_env(home, redis, STUDIO_MAX_RENDER_SECONDS=_MAX_RENDER_SECONDS))
+    farm.start_worker("wa")
+    farm.start_worker("wb")
+    try:
+        farm.wait_ready()
+        from studio.farm import Farm as Dispatcher
+
+        yield farm, Dispatcher(pipeline), demo, short, long
+    finally:
+        farm.stop()
+        redis.stop()
+        pipeline.ledger.close()
+
+
+def _request(demo, clip, **kw) -> RenderRequest:
+    fields = dict(photo=demo.photo, driving=clip, credential_id=demo.credential_id, purpose="education",
+                  project="Orbit (demo documentary)", operator="farm-test")
+    fields.update(kw)
+    return RenderRequest(**fields)
+
+
+def _events(ledger, kind, render_id=None):
+    return [e for e in ledger.events() if e.kind == kind and (render_id is None or e.data.get("render_id") == render_id)]
+
+
+def _payload_of_file(pipeline, path: Path) -> int:
+    from watermark import Watermarker
+
+    frames = np.stack(list(media.VideoReader(path)))
+    return Watermarker(pipeline.watermark_key).detect(frames).payload
+
+
+def test_renders_submitted_at_once_each_finish_exactly_once_across_both_workers(farm):
+    workers, dispatcher, demo, short, _ = farm
+    pipeline = dispatcher.pipeline
+    before = set(pipeline.config.outputs_dir.glob("*.mp4"))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = list(pool.map(lambda _: dispatcher.submit(_request(demo, short)), range(8)))
+    results = [dispatcher.wait(render_id, timeout=240) for render_id in ids]
+
+    ledger = pipeline.ledger
+    assert len(set(ids)) == 8 and [r.render_id for r in results] == ids
+    claimed_by = {}
+    for result in results:
+        assert ledger.find_render(result.render_id).status == "finished"
+        assert len(_events(ledger, "render.finished", result.render_id)) == 1
+        (claim,) = _events(ledger, "render.claimed", result.render_id)  # one claim each: no takeover, no double
+        claimed_by[result.render_id] = claim.data["worker"]
+        # the delivered file is the committed one and carries its own render id's payload
+        receipt = json.loads(result.receipt_path.read_text())
+        assert media.sha256_file(result.video_path) == receipt["output_sha256"] == ledger.find_render(result.render_id).output_sha256
+        assert _payload_of_file(pipeline, result.video_path) == int(result.render_id[:12], 16)
+    assert {name.split("@")[0] for name in claimed_by.values()} == {"wa", "wb"}, claimed_by  # both workers rendered
+    assert set(pipeline.config.outputs_dir.glob("*.mp4")) - before == {r.video_path for r in results}
+    assert ledger.verify().ok
+    assert not any((pipeline.config.farm_inputs_dir).iterdir())  # the queued inputs are gone with the renders
+    for worker in workers.workers:
+        assert not any(worker.work_dir.iterdir())
+
+
+def test_a_credential_revoked_while_its_render_is_queued_is_refused_on_the_worker(farm, astronaut):
+    from datetime import datetime, timedelta, timezone
+
+    from consent.credential import issue_consent
+    from consent.keys import did_key_from_public, load_private_key
+
+    workers, dispatcher, demo, short, _ = farm
+    pipeline = dispatcher.pipeline
+    ledger = pipeline.ledger
+    # A second credential of the demo subject, so revoking it leaves the other tests' one alone.
+    key = load_private_key(demo.folder / "subject-demo-key.pem", passphrase=None)
+    embedding = pipeline.face_analyzer().analyze(astronaut).embedding
+    now = datetime.now(timezone.utc)
+    document = issue_consent(
+        issuer_key=key, subject_did=did_key_from_public(key.public_key()), subject_name="Eileen M. Collins (demo)",
+        grantor={"role": "self"}, grantee_name="Avatar Studio demo",
+        reference_image_sha256=[f"sha256:{media.sha256_file(demo.photo)}"], face_vector=[float(v) for v in embedding],
+        project="Orbit (demo documentary)", purposes=["education"], max_duration_seconds=60,
+        valid_from=now - timedelta(days=1), now=now - timedelta(days=1),
+    )
+    credential = ledger.import_credential(document, actor="farm-test", reference_embedding=[float(v) for v in embedding])
+
+    # The workers stop taking work (a real Celery control message), the render is queued, the
+    # credential revoked, then the workers take work again.
+    control = dispatcher.celery.control
+    from studio.farm import QUEUE_NAME
+
+    control.cancel_consumer(QUEUE_NAME, reply=True, timeout=5)
+    try:
+        render_id = dispatcher.submit(_request(demo, short, credential_id=credential.credential_id))
+        time.sleep(0.5)
+        assert ledger.find_render(render_id).status == "started"
+        assert not _events(ledger, "render.claimed", render_id)  # still queued
+        ledger.revoke(credential.credential_id, reason="withdrawn while queued", actor="farm-test")
+    finally:
+        control.add_consumer(QUEUE_NAME, reply=True, timeout=5)
+
+    from studio.pipeline import RenderRefused
+
+    with pytest.raises(RenderRefused) as refused:
+        dispatcher.wait(render_id, timeout=120)
+    assert "revoked" in str(refused.value)
+    record = ledger.find_render(render_id)
+    assert record.status == "refused" and "revoked" in record.failure_reason.lower()
+    (refusal,) = _events(ledger, "render.refused", render_id)
+    assert refusal.data["stage"] == "worker" and refusal.data["error"] == "ConsentRevoked"
+    assert len(_events(ledger, "render.claimed", render_id)) == 1
+    assert not (pipeline.config.outputs_dir / f"{render_id}.mp4").exists()
+    assert not (pipeline.config.farm_inputs_dir / render_id).exists()
+    assert ledger.verify().ok
+
+
+def test_a_worker_killed_mid_render_is_taken_over_and_delivers_one_output(farm):
+    workers, dispatcher, demo, _, long = farm
+    pipeline = dispatcher.pipeline
+    ledger = pipeline.ledger
+    by_pid = {w.pid: w for w in workers.workers}
+
+    render_id = dispatcher.submit(_request(demo, long))
+    deadline = time.monotonic() + 120
+    victim = None
+    while victim is None:  # until a worker holds the lease and has started animating
+        lease = next((l for l in ledger.render_leases() if l.render_id == render_id), None)
+        if lease is not None and lease.owner_pid in by_pid:
+            candidate = by_pid[lease.owner_pid]
+            if (candidate.work_dir / render_id / "encoded.mp4").exists():
+                victim = candidate
+        assert time.monotonic() < deadline, "no worker started the render"
+        time.sleep(0.02)
+    victim.proc.send_signal(signal.SIGKILL)
+    victim.proc.wait()
+
+    result = dispatcher.wait(render_id, timeout=180)
+
+    claims = _events(ledger, "render.claimed", render_id)
+    assert len(claims) == 2 and claims[0].data["pid"] == victim.pid and claims[1].data["pid"] != victim.pid
+    assert len(_events(ledger, "render.finished", render_id)) == 1
+    assert not _events(ledger, "render.failed", render_id)
+    outputs = sorted(p.name for p in pipeline.config.outputs_dir.iterdir() if p.name.startswith(render_id))
+    assert outputs == [f"{render_id}.mp4", f"{render_id}.receipt.json"]  # one output, no partial file
+    assert _payload_of_file(pipeline, result.video_path) == int(render_id[:12], 16)
+    assert ledger.verify().ok
+    workers.start_worker(victim.name)  # for any later test
