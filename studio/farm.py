@@ -192,6 +192,7 @@ def work_on(
                                   worker=worker, max_claims=pipeline.config.farm_max_claims)
     if claimed != "claimed":
         pipeline.release(render_id)
+        log.info("render %s: the claim found it %s; this delivery does nothing", render_id, claimed)
         if claimed == "exhausted":
             _remove_inputs(pipeline.config, render_id)
             return {"status": "failed", "render_id": render_id, "reason": "taken over too many times"}
@@ -428,6 +429,7 @@ def queue_status(config: StudioConfig, pipeline: RenderPipeline) -> dict[str, An
 def run_worker(config: StudioConfig, *, concurrency: int = 1, name: str | None = None, loglevel: str = "INFO") -> None:
     """Run a Celery worker on ``config`` until stopped. One render in this process when
     ``concurrency`` is 1 (its recovery runs at once), else a pool of that many processes."""
+    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = make_celery(config)
     _WORKER["config"] = config
     if concurrency == 1:

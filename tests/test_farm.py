@@ -130,7 +130,7 @@ def test_a_credential_revoked_while_its_render_is_queued_is_refused_on_the_worke
     control = dispatcher.celery.control
     from studio.farm import QUEUE_NAME
 
-    control.cancel_consumer(QUEUE_NAME, reply=True, timeout=5)
+    control.cancel_consumer(QUEUE_NAME, reply=True, timeout=5, limit=len(workers.workers))
     try:
         render_id = dispatcher.submit(_request(demo, short, credential_id=credential.credential_id))
         time.sleep(0.5)
@@ -138,7 +138,7 @@ def test_a_credential_revoked_while_its_render_is_queued_is_refused_on_the_worke
         assert not _events(ledger, "render.claimed", render_id)  # still queued
         ledger.revoke(credential.credential_id, reason="withdrawn while queued", actor="farm-test")
     finally:
-        control.add_consumer(QUEUE_NAME, reply=True, timeout=5)
+        control.add_consumer(QUEUE_NAME, reply=True, timeout=5, limit=len(workers.workers))
 
     from studio.pipeline import RenderRefused
 
@@ -152,6 +152,84 @@ def test_a_credential_revoked_while_its_render_is_queued_is_refused_on_the_worke
     assert len(_events(ledger, "render.claimed", render_id)) == 1
     assert not (pipeline.config.outputs_dir / f"{render_id}.mp4").exists()
     assert not (pipeline.config.farm_inputs_dir / render_id).exists()
+    assert ledger.verify().ok
+
+
+def _broker_idle(dispatcher, timeout: float = 60.0) -> None:
+    """Until Redis holds no queued and no unacknowledged render task."""
+    from studio.farm import QUEUE_NAME
+
+    deadline = time.monotonic() + timeout
+    with dispatcher.celery.connection_for_write() as conn:
+        client = conn.default_channel.client
+        while client.llen(QUEUE_NAME) or client.hlen("unacked"):
+            assert time.monotonic() < deadline, "the queue did not drain"
+            time.sleep(0.1)
+
+
+def _said(workers, text: str) -> int:
+    return sum(w.log.read_text(errors="replace").count(text) for w in workers.workers)
+
+
+def test_a_duplicated_or_redelivered_task_does_nothing(farm):
+    from studio.farm import QUEUE_NAME, TASK_NAME, spec_of
+
+    workers, dispatcher, demo, short, _ = farm
+    ledger = dispatcher.pipeline.ledger
+    config = dispatcher.pipeline.config
+    nothing_before = _said(workers, "this delivery does nothing")
+
+    render_id = dispatcher.submit(_request(demo, short))
+    folder = config.farm_inputs_dir / render_id
+    spec = spec_of(config, _request(demo, folder / "driving.mp4", photo=folder / "photo.png"))
+    for _ in range(2):  # the same task twice more while the first is queued or running (a duplicate publish)
+        dispatcher.celery.send_task(TASK_NAME, args=[render_id, spec], task_id=render_id, queue=QUEUE_NAME)
+    result = dispatcher.wait(render_id, timeout=120)
+    _broker_idle(dispatcher)
+    # ... and once more after it finished (a redelivery, e.g. after a lost acknowledgement)
+    dispatcher.celery.send_task(TASK_NAME, args=[render_id, spec], task_id=render_id, queue=QUEUE_NAME)
+    _broker_idle(dispatcher)
+    deadline = time.monotonic() + 30
+    while _said(workers, "this delivery does nothing") < nothing_before + 3:
+        assert time.monotonic() < deadline, "the duplicates were not all seen by the workers"
+        time.sleep(0.1)
+
+    assert len(_events(ledger, "render.claimed", render_id)) == 1
+    assert len(_events(ledger, "render.finished", render_id)) == 1
+    assert not _events(ledger, "render.failed", render_id)
+    assert sorted(p.name for p in config.outputs_dir.iterdir() if p.name.startswith(render_id)) == [
+        f"{render_id}.mp4", f"{render_id}.receipt.json"]
+    assert media.sha256_file(result.video_path) == ledger.find_render(render_id).output_sha256
+
+
+def test_queued_renders_survive_a_redis_restart(farm):
+    from studio.farm import QUEUE_NAME
+
+    workers, dispatcher, demo, short, _ = farm
+    ledger = dispatcher.pipeline.ledger
+    control = dispatcher.celery.control
+    control.cancel_consumer(QUEUE_NAME, reply=True, timeout=5, limit=len(workers.workers))
+    ids = [dispatcher.submit(_request(demo, short)) for _ in range(3)]
+    with dispatcher.celery.connection_for_write() as conn:
+        assert conn.default_channel.client.llen(QUEUE_NAME) == 3  # all three wait in Redis
+    workers.redis.stop()  # SIGTERM: Redis writes its append-only file and exits
+    workers.redis.start()  # same port, same folder
+    # Control messages are not queued: ask again until both workers, reconnected, have answered.
+    deadline = time.monotonic() + 60
+    answered = set()
+    while len(answered) < len(workers.workers):
+        assert time.monotonic() < deadline, f"the workers did not come back after the restart ({answered})"
+        with dispatcher.celery.connection_for_write() as conn:  # a new connection: the pooled ones died with Redis
+            conn.ensure_connection(max_retries=10)
+            replies = control.add_consumer(QUEUE_NAME, reply=True, timeout=2, limit=len(workers.workers), connection=conn)
+        answered |= {name for reply in replies or [] for name in reply}
+
+    results = [dispatcher.wait(render_id, timeout=180) for render_id in ids]
+
+    assert [r.render_id for r in results] == ids
+    for render_id in ids:
+        assert len(_events(ledger, "render.claimed", render_id)) == 1
+        assert ledger.find_render(render_id).status == "finished"
     assert ledger.verify().ok
 
 
