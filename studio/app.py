@@ -110,6 +110,9 @@ _LABEL_LOCKED = "Required by this credential (disclosure: label-as-ai-generated)
 def build_app(pipeline: RenderPipeline) -> gr.Blocks:
     ledger = pipeline.ledger
     config = pipeline.config
+    from studio.farm import dispatcher_for
+
+    dispatcher = dispatcher_for(pipeline)  # in this process, or on the render farm (STUDIO_BROKER_URL)
     exports = config.exports_dir  # owner-only; swept with the uploads (see _Sweeper)
     exports.mkdir(mode=0o700, exist_ok=True)
     _make_private(Path(gr.utils.get_upload_folder()))  # uploads and copies of outputs: faces
@@ -231,7 +234,7 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
                 else:
                     progress(None, desc=stage)
 
-            result = pipeline.render(req, progress=report)
+            result = dispatcher.render(req, progress=report)
         except (ConsentError, MotionError) as exc:
             raise gr.Error(
                 f"Refused: {exc.user_message()}. Nothing was rendered; the refusal is recorded in the ledger."
@@ -497,7 +500,8 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
             [credential, photo, use_reference, driving, purpose, project, animator, relative, paste_back, label_ai],
             [out_video, out_receipt, out_summary],
             api_name="render",
-            concurrency_limit=config.max_concurrent_renders,
+            # on the farm a handler only waits for a worker, so many may wait at once
+            concurrency_limit=config.max_concurrent_renders if not config.broker_url else 32,
             concurrency_id="render",
         )
         enroll_btn.click(on_enroll, [enroll_did, enroll_name], enroll_out, api_name="enroll")

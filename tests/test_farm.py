@@ -74,31 +74,61 @@ def _payload_of_file(pipeline, path: Path) -> int:
     return Watermarker(pipeline.watermark_key).detect(frames).payload
 
 
-def test_renders_submitted_at_once_each_finish_exactly_once_across_both_workers(farm):
+def test_eight_renders_through_the_web_api_each_finish_exactly_once_across_both_workers(farm, astronaut, tmp_path):
+    """The real web app (its render handler dispatches to the farm) and gradio_client, 8 at once.
+
+    Each job uploads its own photo (one pixel apart): Gradio files uploads by content.
+    """
+    import re
+
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    from studio.app import build_app, launch
+    from studio_support import free_port
+
     workers, dispatcher, demo, short, _ = farm
     pipeline = dispatcher.pipeline
     before = set(pipeline.config.outputs_dir.glob("*.mp4"))
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        ids = list(pool.map(lambda _: dispatcher.submit(_request(demo, short)), range(8)))
-    results = [dispatcher.wait(render_id, timeout=240) for render_id in ids]
+    port = free_port()
+    app = build_app(pipeline)
+    launch(app, pipeline, host="127.0.0.1", port=port, block=False)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", auth=("operator", demo.logins["operator"]), verbose=False,
+                        download_files=str(tmp_path / "downloads"), analytics_enabled=False)
+        jobs = []
+        for i in range(8):
+            photo = np.array(astronaut)
+            photo[0, i] ^= 1
+            Image.fromarray(photo).save(tmp_path / f"photo{i}.png")
+            jobs.append(client.submit(
+                credential_id=demo.credential_id, photo=handle_file(str(tmp_path / f"photo{i}.png")),
+                use_reference=False, driving=handle_file(str(short)), purpose="education",
+                project="Orbit (demo documentary)", animator="auto", relative=True, paste_back=True, label_ai=True,
+                api_name="/render"))
+        answers = [job.result(timeout=240) for job in jobs]
+    finally:
+        app.close()
+    ids = [re.search(r"Render ([0-9a-f]{32})", answer[2]).group(1) for answer in answers]
 
     ledger = pipeline.ledger
-    assert len(set(ids)) == 8 and [r.render_id for r in results] == ids
+    assert len(set(ids)) == 8
     claimed_by = {}
-    for result in results:
-        assert ledger.find_render(result.render_id).status == "finished"
-        assert len(_events(ledger, "render.finished", result.render_id)) == 1
-        (claim,) = _events(ledger, "render.claimed", result.render_id)  # one claim each: no takeover, no double
-        claimed_by[result.render_id] = claim.data["worker"]
-        # the delivered file is the committed one and carries its own render id's payload
-        receipt = json.loads(result.receipt_path.read_text())
-        assert media.sha256_file(result.video_path) == receipt["output_sha256"] == ledger.find_render(result.render_id).output_sha256
-        assert _payload_of_file(pipeline, result.video_path) == int(result.render_id[:12], 16)
+    for render_id, answer in zip(ids, answers):
+        record = ledger.find_render(render_id)
+        assert record.status == "finished" and record.operator == "operator"
+        assert len(_events(ledger, "render.finished", render_id)) == 1
+        (claim,) = _events(ledger, "render.claimed", render_id)  # one claim each: no takeover, no double
+        claimed_by[render_id] = claim.data["worker"]
+        # the file the web page got is the committed one and carries its own render id's payload
+        video = Path(answer[0]["video"] if isinstance(answer[0], dict) else answer[0])
+        assert media.sha256_file(video) == record.output_sha256
+        assert media.sha256_file(pipeline.config.outputs_dir / f"{render_id}.mp4") == record.output_sha256
+        assert _payload_of_file(pipeline, video) == int(render_id[:12], 16)
     assert {name.split("@")[0] for name in claimed_by.values()} == {"wa", "wb"}, claimed_by  # both workers rendered
-    assert set(pipeline.config.outputs_dir.glob("*.mp4")) - before == {r.video_path for r in results}
+    assert {p.name for p in set(pipeline.config.outputs_dir.glob("*.mp4")) - before} == {f"{i}.mp4" for i in ids}
     assert ledger.verify().ok
-    assert not any((pipeline.config.farm_inputs_dir).iterdir())  # the queued inputs are gone with the renders
+    assert not any(pipeline.config.farm_inputs_dir.iterdir())  # the queued inputs are gone with the renders
     for worker in workers.workers:
         assert not any(worker.work_dir.iterdir())
 
