@@ -35,17 +35,18 @@ def farm(tmp_path_factory, astronaut):
     root = tmp_path_factory.mktemp("farm")
     redis = start_redis(root / "redis")
     home = root / "home"
-    config = StudioConfig(home=home, broker_url=redis.url, max_render_seconds=int(_MAX_RENDER_SECONDS))
-    pipeline = RenderPipeline.from_config(config)
-    demo = ensure_demo(config, pipeline)
-    clips = root / "clips"
-    clips.mkdir()
-    short = short_driving_clip(clips / "short.mp4", astronaut, frames=6)
-    long = short_driving_clip(clips / "long.mp4", astronaut, frames=60)
     farm = Farm(home=home, redis=redis, env=farm_env(home, redis, STUDIO_MAX_RENDER_SECONDS=_MAX_RENDER_SECONDS))
-    farm.start_worker("wa")
-    farm.start_worker("wb")
+    pipeline = None
     try:
+        config = StudioConfig(home=home, broker_url=redis.url, max_render_seconds=int(_MAX_RENDER_SECONDS))
+        pipeline = RenderPipeline.from_config(config)
+        demo = ensure_demo(config, pipeline)
+        clips = root / "clips"
+        clips.mkdir()
+        short = short_driving_clip(clips / "short.mp4", astronaut, frames=6)
+        long = short_driving_clip(clips / "long.mp4", astronaut, frames=60)
+        farm.start_worker("wa")
+        farm.start_worker("wb")
         farm.wait_ready()
         from studio.farm import Farm as Dispatcher
 
@@ -53,7 +54,8 @@ def farm(tmp_path_factory, astronaut):
     finally:
         farm.stop()
         redis.stop()
-        pipeline.ledger.close()
+        if pipeline is not None:
+            pipeline.ledger.close()
 
 
 def _request(demo, clip, **kw) -> RenderRequest:
