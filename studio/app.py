@@ -251,6 +251,17 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
         )
         return str(result.video_path), str(result.receipt_path), summary
 
+    def on_cancel(request: gr.Request) -> str:
+        """Cancel this operator's open renders (queued ones at once, running ones within a second or so)."""
+        try:
+            user = require_role(ledger, request.username, Role.OPERATOR)
+            mine = [r.render_id for r in ledger.list_renders(limit=500) if r.status == "started" and r.operator == user.username]
+            outcomes = [ledger.request_cancel(render_id, actor=user.username) for render_id in mine]
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+        done = sum(outcome != "done" for outcome in outcomes)
+        return f"Cancelled {done} render(s) in progress; nothing of them is delivered, and the cancel is in the ledger."
+
     def reference_photo_for(credential_id: str) -> Path:
         c = ledger.get_credential(credential_id)
         for digest in c.reference_images:
@@ -434,6 +445,7 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
                     paste_back = gr.Checkbox(label="Paste the face back into the full photo", value=True)
                     label_ai = gr.Checkbox(label='Visible "AI-generated" label', value=True)
                     render_btn = gr.Button("Render", variant="primary", elem_id="render-btn")
+                    cancel_btn = gr.Button("Cancel my renders in progress", elem_id="cancel-btn")
                     out_video = gr.Video(label="Result", interactive=False, elem_id="result-video")
                     out_summary = gr.Markdown(elem_id="render-summary")
                     out_receipt = gr.File(label="Receipt (JSON)", interactive=False, elem_id="receipt")
@@ -495,7 +507,7 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
         refresh.click(on_refresh_credentials, None, credential, api_name="credentials")
         photo.change(on_photo_preview, photo, photo_preview, api_name=False)
         credential.change(on_pick_credential, credential, [cred_info, purpose, project, label_ai], api_name="credential_info")
-        render_btn.click(
+        render_event = render_btn.click(
             on_render,
             [credential, photo, use_reference, driving, purpose, project, animator, relative, paste_back, label_ai],
             [out_video, out_receipt, out_summary],
@@ -504,6 +516,8 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
             concurrency_limit=config.max_concurrent_renders if not config.broker_url else 32,
             concurrency_id="render",
         )
+        # The ledger stops the render (its owner looks for the request every second); the page stops waiting.
+        cancel_btn.click(on_cancel, None, out_summary, api_name="cancel_render", cancels=[render_event])
         enroll_btn.click(on_enroll, [enroll_did, enroll_name], enroll_out, api_name="enroll")
         import_btn.click(on_import, [cred_file, ref_file], [import_out, creds], api_name="import_credential")
         list_btn.click(on_list_credentials, None, creds, api_name="list_credentials")

@@ -29,8 +29,8 @@ from typing import Any, Protocol
 from models.animate import AnimationOptions
 from studio.config import StudioConfig
 from studio.errors import StudioError
+from studio.ledger.records import QUEUED_OWNER
 from studio.pipeline import (
-    QUEUED_OWNER,
     ProgressCallback,
     RenderPipeline,
     RenderRefused,

@@ -47,6 +47,7 @@ from models.errors import MotionError
 from studio import media
 from studio.config import StudioConfig
 from studio.errors import StudioError
+from studio.ledger.records import QUEUED_OWNER  # a render admitted for the farm and not yet claimed
 from studio.receipt import Receipt
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,8 +67,6 @@ _CHECK_POINTS = (4, 16, 64)
 _MARK_ATTEMPTS = 3  # renders (each under a fresh render id) before a failed watermark check is final
 LEASE_TIMEOUT_SECONDS = 60.0  # an open render whose heartbeat is older than this has no live owner
 HEARTBEAT_SECONDS = 5.0  # how often a running render refreshes its heartbeat
-# owner_host of a render admitted for the farm and not yet claimed: the queue holds it, not a process
-QUEUED_OWNER = "(queued)"
 
 # Render ids this process is running now: recovery never touches them, even when a dead
 # process that owned another render had the same pid as this one.
@@ -85,6 +84,10 @@ class WatermarkNotConfirmed(StudioError):
 
 class ConsentRevokedDuringRender(StudioError):
     """The credential was revoked while the render was running; the output was discarded."""
+
+
+class RenderCancelled(StudioError):
+    """Someone cancelled the render (it is failed in the ledger with who and when); nothing was delivered."""
 
 
 class LabelRequired(RenderRefused):
@@ -512,7 +515,7 @@ class RenderPipeline:
             job_dir = self.work_dir / render_id
             try:
                 job_dir.mkdir(parents=True)
-                result = self._produce(job, render_id, payload, job_dir)
+                result = self._produce(job, render_id, payload, job_dir, cancelled=heartbeat.cancelled_by)
             except BaseException as exc:  # noqa: BLE001 - log every failure, then let it propagate
                 reason = exc.user_message() if hasattr(exc, "user_message") else f"{type(exc).__name__}: {exc}"
                 try:
@@ -539,7 +542,9 @@ class RenderPipeline:
             max_distance_ceiling=self.config.max_face_distance,
         )
 
-    def _produce(self, job: _Job, render_id: str, payload: int, job_dir: Path) -> RenderResult:
+    def _produce(
+        self, job: _Job, render_id: str, payload: int, job_dir: Path, *, cancelled: Callable[[], str | None] = lambda: None
+    ) -> RenderResult:
         from watermark import Watermarker
         from watermark.provenance import read_manifest, sign_mp4
 
@@ -577,6 +582,7 @@ class RenderPipeline:
         t_anim = t_label = t_mark = t_enc = 0.0
         try:
             for batch, produce_seconds in _timed_batches(frames, _CHUNK):
+                _stop_if_cancelled(cancelled)
                 t_anim += produce_seconds
                 if label:
                     t0 = time.perf_counter()
@@ -666,6 +672,7 @@ class RenderPipeline:
 
         # 7: last revocation check, ledger commit, then move into place.
         t0 = time.perf_counter()
+        _stop_if_cancelled(cancelled)
         if self.ledger.revocation_status().is_revoked(verified.credential.credential_id):
             raise ConsentRevokedDuringRender("the consent credential was revoked during the render; output discarded")
         fields = {
@@ -734,13 +741,25 @@ def _stop_past_limits(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         raise TermsExceeded(f"{exc.user_message()} The render was stopped and nothing was delivered.") from exc
 
 
+def _stop_if_cancelled(cancelled: Callable[[], str | None]) -> None:
+    who = cancelled()
+    if who is not None:
+        raise RenderCancelled(f"the render was cancelled by {who}; nothing was delivered")
+
+
 class _Heartbeat:
-    """Refreshes a running render's lease in the ledger every ``every`` seconds from a daemon thread."""
+    """Refreshes a running render's lease in the ledger every ``every`` seconds from a daemon
+    thread, and looks for a cancel request at least every second (``cancelled_by``)."""
 
     def __init__(self, ledger: "Ledger", render_id: str, *, every: float) -> None:
         self._ledger, self._render_id, self._every = ledger, render_id, every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{render_id[:12]}", daemon=True)
+        self._cancelled_by: str | None = None
+
+    def cancelled_by(self) -> str | None:
+        """Who asked to cancel this render (None: nobody, as far as the last look saw)."""
+        return self._cancelled_by
 
     def start(self) -> None:
         self._thread.start()
@@ -751,7 +770,17 @@ class _Heartbeat:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._every):
+        look = min(self._every, 1.0)
+        next_beat = time.monotonic() + self._every
+        while not self._stop.wait(look):
+            try:
+                if self._cancelled_by is None:
+                    self._cancelled_by = self._ledger.cancel_requested(self._render_id)
+            except Exception:  # noqa: BLE001 - looked at again in a second
+                log.warning("render %s: cancel requests not read", self._render_id, exc_info=True)
+            if time.monotonic() < next_beat:
+                continue
+            next_beat = time.monotonic() + self._every
             try:
                 self._ledger.heartbeat(self._render_id)
             except Exception:  # noqa: BLE001 - a busy ledger skips one beat; the lease timeout allows many

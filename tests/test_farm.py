@@ -265,6 +265,56 @@ def test_queued_renders_survive_a_redis_restart(farm):
     assert ledger.verify().ok
 
 
+def test_cancel_from_the_web_page_stops_the_worker_and_delivers_nothing(farm, tmp_path):
+    from gradio_client import Client, handle_file
+
+    from studio.app import build_app, launch
+    from studio_support import free_port
+
+    workers, dispatcher, demo, _, long = farm
+    pipeline = dispatcher.pipeline
+    ledger = pipeline.ledger
+    port = free_port()
+    app = build_app(pipeline)
+    launch(app, pipeline, host="127.0.0.1", port=port, block=False)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", auth=("operator", demo.logins["operator"]), verbose=False,
+                        download_files=str(tmp_path), analytics_enabled=False)
+        job = client.submit(
+            credential_id=demo.credential_id, photo=handle_file(str(demo.photo)), use_reference=False,
+            driving=handle_file(str(long)), purpose="education", project="Orbit (demo documentary)",
+            animator="auto", relative=True, paste_back=True, label_ai=True, api_name="/render")
+        deadline = time.monotonic() + 120
+        render_id = None
+        while render_id is None:  # until a worker animates it
+            for lease in ledger.render_leases():
+                record = ledger.find_render(lease.render_id)
+                if record.operator == "operator" and any((w.work_dir / lease.render_id / "encoded.mp4").exists()
+                                                         for w in workers.workers):
+                    render_id = lease.render_id
+            assert time.monotonic() < deadline, "no worker started the render"
+            time.sleep(0.02)
+        said = client.predict(api_name="/cancel_render")
+        assert said.startswith("Cancelled 1 render")
+        deadline = time.monotonic() + 30
+        while ledger.find_render(render_id).status == "started":
+            assert time.monotonic() < deadline, "the worker did not stop"
+            time.sleep(0.1)
+        with pytest.raises(Exception):
+            job.result(timeout=30)  # the page's render ends without a video
+    finally:
+        app.close()
+
+    record = ledger.find_render(render_id)
+    assert record.status == "failed" and record.error == "RenderCancelled" and "cancelled by operator" in record.failure_reason
+    (asked,) = _events(ledger, "render.cancel_requested", render_id)
+    assert asked.actor == "operator"
+    assert not _events(ledger, "render.finished", render_id)
+    assert not [p for p in pipeline.config.outputs_dir.iterdir() if p.name.startswith(render_id)]
+    assert not any(w.work_dir.joinpath(render_id).exists() for w in workers.workers)
+    assert ledger.verify().ok
+
+
 def test_a_worker_killed_mid_render_is_taken_over_and_delivers_one_output(farm):
     workers, dispatcher, demo, _, long = farm
     pipeline = dispatcher.pipeline

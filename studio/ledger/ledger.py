@@ -57,6 +57,7 @@ from studio.ledger.errors import (
 from studio.ledger.notes import SignedCheckpoint
 from studio.ledger.state import STATE_KINDS, USER_KINDS, first_difference, replay, user_difference
 from studio.ledger.records import (
+    QUEUED_OWNER,
     CredentialSummary,
     IssuerRecord,
     LedgerRevocations,
@@ -836,6 +837,31 @@ class Ledger:
         """How many times workers have claimed this render (``render.claimed`` events)."""
         with database.translate_errors(), Session(self._engine) as session:
             return self._claims(session, render_id)
+
+    def request_cancel(self, render_id: str, *, actor: str) -> str:
+        """Cancel an open render: ``cancelled`` (it was still queued: failed at once, with who),
+        ``requested`` (it is running: a ``render.cancel_requested`` event its owner looks for at
+        least every second, then fails it) or ``done`` (not open: nothing to cancel)."""
+        with self._transaction() as session:
+            row = session.get(RenderRow, render_id)
+            if row is None or row.status != "started":
+                return "done"
+            if row.owner_pid is None and row.owner_host == QUEUED_OWNER:
+                reason = f"the render was cancelled by {actor} before a worker started it; nothing was delivered"
+                row.status, row.finished_at, row.failure_reason, row.error = "failed", self._now(), reason, "RenderCancelled"
+                self._append(session, "render.failed", {"render_id": render_id, "reason": reason,
+                                                        "error": "RenderCancelled"}, actor)
+                return "cancelled"
+            self._append(session, "render.cancel_requested", {"render_id": render_id}, actor)
+            return "requested"
+
+    def cancel_requested(self, render_id: str) -> str | None:
+        """Who asked to cancel this render (the first ``render.cancel_requested``), or None."""
+        query = select(EventRow.actor).where(
+            (EventRow.kind == "render.cancel_requested") & EventRow.data.contains(f'"render_id":"{render_id}"')
+        ).order_by(EventRow.seq).limit(1)
+        with database.translate_errors(), Session(self._engine) as session:
+            return session.scalar(query)
 
     def refuse_started(self, *, render_id: str, reason: str, error: str) -> None:
         """Close an admitted render as refused: its consent no longer held when a worker went to
