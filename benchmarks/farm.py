@@ -31,7 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+_HERE = Path(__file__).resolve().parent
+ROOT = _HERE.parent
+# benchmarks/watermark.py would shadow the watermark package: this folder comes off the path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 
 def _free_port() -> int:

@@ -202,7 +202,12 @@ def work_on(
                     render_id, lease.owner_host, lease.owner_pid)
     shutil.rmtree(pipeline.work_dir / render_id, ignore_errors=True)  # an earlier try's leftovers here
     try:
-        request = request_from_spec(pipeline.config, spec)
+        try:
+            request = request_from_spec(pipeline.config, spec)
+        except (RenderRefused, KeyError, TypeError, ValueError) as exc:  # a task this studio did not write
+            reason = exc.user_message() if isinstance(exc, RenderRefused) else f"the queued task is malformed ({type(exc).__name__})"
+            ledger.refuse_started(render_id=render_id, reason=reason, error=type(exc).__name__)
+            raise RenderRefused(reason) from exc
         admission = pipeline.readmit(request, render_id, progress)
         result = pipeline.produce(admission)
     except RenderRefused as exc:
@@ -218,6 +223,9 @@ def work_on(
         if isinstance(exc, (ConsentError, MotionError)):
             log.warning("render %s refused on the worker: %s", render_id, exc.user_message())
             return {"status": "refused", "render_id": render_id, "reason": exc.user_message()}
+        record = ledger.find_render(render_id)
+        if record is not None and record.status == "started":  # a bug: still close the render, with the reason
+            ledger.render_failed(render_id=render_id, reason=f"{type(exc).__name__}: {exc}"[:500], error=type(exc).__name__)
         raise
     finally:
         pipeline.release(render_id)

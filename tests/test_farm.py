@@ -7,6 +7,7 @@ queued, claimed by exactly one worker at a time, and delivered at most once."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from studio.config import StudioConfig
 from studio.pipeline import RenderPipeline, RenderRequest
 
 from farm_support import Farm, farm_env, start_redis
+from ledger_support import create_pg_database, drop_pg_database
 from studio_support import short_driving_clip
 
 pytestmark = pytest.mark.slow
@@ -35,10 +37,16 @@ def farm(tmp_path_factory, astronaut):
     root = tmp_path_factory.mktemp("farm")
     redis = start_redis(root / "redis")
     home = root / "home"
-    farm = Farm(home=home, redis=redis, env=farm_env(home, redis, STUDIO_MAX_RENDER_SECONDS=_MAX_RENDER_SECONDS))
+    # The ledger a farm uses: PostgreSQL when scripts/test started one (a fresh database), else SQLite.
+    server = os.environ.get("DATABASE_URL_TEST")
+    database = create_pg_database(server) if server else None
+    extra = {"DATABASE_URL": database[0]} if database else {}
+    farm = Farm(home=home, redis=redis,
+                env=farm_env(home, redis, STUDIO_MAX_RENDER_SECONDS=_MAX_RENDER_SECONDS, **extra))
     pipeline = None
     try:
-        config = StudioConfig(home=home, broker_url=redis.url, max_render_seconds=int(_MAX_RENDER_SECONDS))
+        config = StudioConfig(home=home, broker_url=redis.url, max_render_seconds=int(_MAX_RENDER_SECONDS),
+                              database_url=database[0] if database else None)
         pipeline = RenderPipeline.from_config(config)
         demo = ensure_demo(config, pipeline)
         clips = root / "clips"
@@ -56,6 +64,8 @@ def farm(tmp_path_factory, astronaut):
         redis.stop()
         if pipeline is not None:
             pipeline.ledger.close()
+        if database:
+            drop_pg_database(server, database[1])
 
 
 def _request(demo, clip, **kw) -> RenderRequest:
@@ -201,6 +211,45 @@ def _broker_idle(dispatcher, timeout: float = 60.0) -> None:
 
 def _said(workers, text: str) -> int:
     return sum(w.log.read_text(errors="replace").count(text) for w in workers.workers)
+
+
+def test_a_task_naming_a_file_outside_the_farm_inputs_is_refused(farm):
+    """A forged or corrupted task cannot make a worker read the studio's keys (or any other file)."""
+    from studio.farm import spec_of, work_on
+
+    _, dispatcher, demo, short, _ = farm
+    pipeline = dispatcher.pipeline
+    admission = pipeline.admit(_request(demo, short), queued=True)  # admitted, not sent to the queue
+    spec = spec_of(pipeline.config, _request(demo, short, photo=pipeline.config.home / "demo" / "astronaut.png",
+                                             driving=pipeline.config.home / "keys" / "watermark.key"))
+
+    outcome = work_on(pipeline, admission.render_id, spec, worker="test")
+
+    assert outcome["status"] == "refused" and "farm-inputs" in outcome["reason"]
+    record = pipeline.ledger.find_render(admission.render_id)
+    assert record.status == "refused" and "farm-inputs" in record.failure_reason
+    assert not (pipeline.config.outputs_dir / f"{admission.render_id}.mp4").exists()
+
+
+def test_inputs_swapped_on_the_shared_folder_after_admission_are_refused(farm, astronaut, tmp_path):
+    from studio.farm import QUEUE_NAME
+
+    workers, dispatcher, demo, short, _ = farm
+    ledger = dispatcher.pipeline.ledger
+    control = dispatcher.celery.control
+    control.cancel_consumer(QUEUE_NAME, reply=True, timeout=5, limit=len(workers.workers))
+    try:
+        render_id = dispatcher.submit(_request(demo, short))
+        other = short_driving_clip(tmp_path / "other.mp4", astronaut, frames=7)
+        (dispatcher.pipeline.config.farm_inputs_dir / render_id / "driving.mp4").write_bytes(other.read_bytes())
+    finally:
+        control.add_consumer(QUEUE_NAME, reply=True, timeout=5, limit=len(workers.workers))
+
+    from studio.pipeline import RenderRefused
+
+    with pytest.raises(RenderRefused, match="not the ones admitted"):
+        dispatcher.wait(render_id, timeout=120)
+    assert ledger.find_render(render_id).error == "InputsChanged"
 
 
 def test_a_duplicated_or_redelivered_task_does_nothing(farm):
