@@ -145,6 +145,24 @@ def test_eight_renders_through_the_web_api_each_finish_exactly_once_across_both_
         assert not any(worker.work_dir.iterdir())
 
 
+def test_queue_status_shows_each_workers_finished_renders(farm, monkeypatch, capsys):
+    from studio.cli import main
+
+    workers, dispatcher, _, _, _ = farm
+    config = dispatcher.pipeline.config
+    monkeypatch.setenv("STUDIO_BROKER_URL", config.broker_url)
+    if config.database_url:
+        monkeypatch.setenv("DATABASE_URL", config.database_url)
+    capsys.readouterr()
+
+    assert main(["--home", str(config.home), "queue", "status", "--json"]) == 0
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["broker_waiting"] == 0 and report["admitted_not_claimed"] == 0 and report["running"] == []
+    finished = {name.split("@")[0]: counts.get("finished", 0) for name, counts in report["per_worker"].items()}
+    assert set(finished) == {"wa", "wb"} and sum(finished.values()) >= 8
+
+
 def test_a_credential_revoked_while_its_render_is_queued_is_refused_on_the_worker(farm, astronaut):
     from datetime import datetime, timedelta, timezone
 
@@ -349,8 +367,11 @@ def test_cancel_from_the_web_page_stops_the_worker_and_delivers_nothing(farm, tm
         while ledger.find_render(render_id).status == "started":
             assert time.monotonic() < deadline, "the worker did not stop"
             time.sleep(0.1)
-        with pytest.raises(Exception):
-            job.result(timeout=30)  # the page's render ends without a video
+        try:  # the page's render ends without a video: cancelled (an error or no value, as Gradio has it)
+            answer = job.result(timeout=30)
+        except Exception:  # noqa: BLE001 - gradio_client raises for a cancelled or failed job
+            answer = None
+        assert not answer or not answer[0], answer
     finally:
         app.close()
 
@@ -384,7 +405,8 @@ def test_a_worker_killed_mid_render_is_taken_over_and_delivers_one_output(farm):
     victim.proc.send_signal(signal.SIGKILL)
     victim.proc.wait()
 
-    result = dispatcher.wait(render_id, timeout=180)
+    stages = []
+    result = dispatcher.wait(render_id, lambda stage, done, total: stages.append(stage), timeout=180)
 
     claims = _events(ledger, "render.claimed", render_id)
     assert len(claims) == 2 and claims[0].data["pid"] == victim.pid and claims[1].data["pid"] != victim.pid
@@ -393,5 +415,6 @@ def test_a_worker_killed_mid_render_is_taken_over_and_delivers_one_output(farm):
     outputs = sorted(p.name for p in pipeline.config.outputs_dir.iterdir() if p.name.startswith(render_id))
     assert outputs == [f"{render_id}.mp4", f"{render_id}.receipt.json"]  # one output, no partial file
     assert _payload_of_file(pipeline, result.video_path) == int(render_id[:12], 16)
+    assert "animating" in stages  # the new worker's progress reached the waiting caller
     assert ledger.verify().ok
     workers.start_worker(victim.name)  # for any later test
