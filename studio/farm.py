@@ -425,13 +425,62 @@ def queue_status(config: StudioConfig, pipeline: RenderPipeline) -> dict[str, An
         status = "running" if record is not None and record.status == "started" else (record.status if record else "?")
         counts = per_worker.setdefault(worker, {})
         counts[status] = counts.get(status, 0) + 1
+    missing: Any = None
+    try:
+        held = _tasks_in_broker(config)
+        missing = sum(1 for render_id in queued if render_id not in held)
+    except Exception as exc:  # noqa: BLE001
+        missing = f"unknown ({type(exc).__name__})"
     return {
         "broker_waiting": waiting,
         "admitted_not_claimed": len(queued),
+        "admitted_not_in_broker": missing,  # lost from Redis (or being queued right now): `queue reap`
         "running": [{"render_id": lease.render_id, "host": lease.owner_host, "pid": lease.owner_pid,
                      "heartbeat_at": lease.heartbeat_at.isoformat()} for lease in running],
         "per_worker": per_worker,
     }
+
+
+def _tasks_in_broker(config: StudioConfig) -> set[str]:
+    """Ids of the render tasks Redis holds: waiting in the queue or delivered and not yet acknowledged."""
+    import json as _json
+
+    ids: set[str] = set()
+    app = make_celery(config)
+    with app.connection_for_write() as conn:
+        client = conn.default_channel.client
+        raw = list(client.lrange(QUEUE_NAME, 0, -1))
+        raw += [_json.dumps(_json.loads(v)[0]) for v in client.hvals("unacked")]  # [message, exchange, key]
+    for item in raw:
+        try:
+            ids.add(str(_json.loads(item)["headers"]["id"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return ids
+
+
+def reap_lost(config: StudioConfig, pipeline: RenderPipeline, *, older_than_seconds: float = 300.0) -> list[str]:
+    """Fail, with the reason, every admitted render that no worker claimed and that Redis no
+    longer holds (Redis lost its data): reported in the ledger, never silently dropped.
+    Renders admitted in the last ``older_than_seconds`` are left alone (they may be being queued)."""
+    from datetime import datetime, timezone
+
+    held = _tasks_in_broker(config)  # raises when Redis is unreachable: then nothing is judged lost
+    now = datetime.now(timezone.utc)
+    lost = []
+    for lease in pipeline.ledger.render_leases():
+        if lease.status != "started" or lease.owner_host != QUEUED_OWNER or lease.owner_pid is not None:
+            continue
+        if lease.render_id in held or (now - lease.heartbeat_at).total_seconds() < older_than_seconds:
+            continue
+        reason = "lost from the render queue before any worker took it (Redis no longer holds the task); nothing was rendered"
+        try:
+            pipeline.ledger.render_failed(render_id=lease.render_id, reason=reason, error="QueueLost")
+        except StudioError:
+            continue  # claimed or closed meanwhile
+        _remove_inputs(config, lease.render_id)
+        lost.append(lease.render_id)
+    return lost
 
 
 def run_worker(config: StudioConfig, *, concurrency: int = 1, name: str | None = None, loglevel: str = "INFO") -> None:

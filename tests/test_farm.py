@@ -187,10 +187,9 @@ def test_a_credential_revoked_while_its_render_is_queued_is_refused_on_the_worke
 
     # The workers stop taking work (a real Celery control message), the render is queued, the
     # credential revoked, then the workers take work again.
-    control = dispatcher.celery.control
     from studio.farm import QUEUE_NAME
 
-    control.cancel_consumer(QUEUE_NAME, reply=True, timeout=5, limit=len(workers.workers))
+    _pause(workers, dispatcher)
     try:
         render_id = dispatcher.submit(_request(demo, short, credential_id=credential.credential_id))
         time.sleep(0.5)
@@ -198,7 +197,7 @@ def test_a_credential_revoked_while_its_render_is_queued_is_refused_on_the_worke
         assert not _events(ledger, "render.claimed", render_id)  # still queued
         ledger.revoke(credential.credential_id, reason="withdrawn while queued", actor="farm-test")
     finally:
-        control.add_consumer(QUEUE_NAME, reply=True, timeout=5, limit=len(workers.workers))
+        _resume(workers, dispatcher)
 
     from studio.pipeline import RenderRefused
 
@@ -254,14 +253,13 @@ def test_inputs_swapped_on_the_shared_folder_after_admission_are_refused(farm, a
 
     workers, dispatcher, demo, short, _ = farm
     ledger = dispatcher.pipeline.ledger
-    control = dispatcher.celery.control
-    control.cancel_consumer(QUEUE_NAME, reply=True, timeout=5, limit=len(workers.workers))
+    _pause(workers, dispatcher)
     try:
         render_id = dispatcher.submit(_request(demo, short))
         other = short_driving_clip(tmp_path / "other.mp4", astronaut, frames=7)
         (dispatcher.pipeline.config.farm_inputs_dir / render_id / "driving.mp4").write_bytes(other.read_bytes())
     finally:
-        control.add_consumer(QUEUE_NAME, reply=True, timeout=5, limit=len(workers.workers))
+        _resume(workers, dispatcher)
 
     from studio.pipeline import RenderRefused
 
@@ -301,27 +299,81 @@ def test_a_duplicated_or_redelivered_task_does_nothing(farm):
     assert media.sha256_file(result.video_path) == ledger.find_render(render_id).output_sha256
 
 
-def test_queued_renders_survive_a_redis_restart(farm):
+def _pause(workers, dispatcher) -> None:
+    """The workers stop taking renders from the queue (a Celery control message, on a fresh connection)."""
     from studio.farm import QUEUE_NAME
 
-    workers, dispatcher, demo, short, _ = farm
-    ledger = dispatcher.pipeline.ledger
-    control = dispatcher.celery.control
-    control.cancel_consumer(QUEUE_NAME, reply=True, timeout=5, limit=len(workers.workers))
-    ids = [dispatcher.submit(_request(demo, short)) for _ in range(3)]
     with dispatcher.celery.connection_for_write() as conn:
-        assert conn.default_channel.client.llen(QUEUE_NAME) == 3  # all three wait in Redis
-    workers.redis.stop()  # SIGTERM: Redis writes its append-only file and exits
-    workers.redis.start()  # same port, same folder
-    # Control messages are not queued: ask again until both workers, reconnected, have answered.
+        conn.ensure_connection(max_retries=10)
+        replies = dispatcher.celery.control.cancel_consumer(QUEUE_NAME, reply=True, timeout=5,
+                                                            limit=len(workers.workers), connection=conn)
+    assert len(replies) == len(workers.workers), replies
+
+
+def _resume(workers, dispatcher) -> None:
+    """Workers consume again. Control messages are not queued: ask until both, reconnected, answer."""
+    from studio.farm import QUEUE_NAME
+
     deadline = time.monotonic() + 60
     answered = set()
     while len(answered) < len(workers.workers):
         assert time.monotonic() < deadline, f"the workers did not come back after the restart ({answered})"
         with dispatcher.celery.connection_for_write() as conn:  # a new connection: the pooled ones died with Redis
             conn.ensure_connection(max_retries=10)
-            replies = control.add_consumer(QUEUE_NAME, reply=True, timeout=2, limit=len(workers.workers), connection=conn)
+            replies = dispatcher.celery.control.add_consumer(QUEUE_NAME, reply=True, timeout=2,
+                                                             limit=len(workers.workers), connection=conn)
         answered |= {name for reply in replies or [] for name in reply}
+
+
+def test_renders_lost_with_redis_data_are_reported_failed_never_dropped(farm, monkeypatch, capsys):
+    """Redis restarted without its data (no append-only file, disk lost): `queue status` shows
+    the admitted renders Redis no longer holds, and `queue reap` fails each with the reason."""
+    import shutil
+
+    from studio.cli import main
+    from studio.farm import QUEUE_NAME, RenderFailed
+
+    workers, dispatcher, demo, short, _ = farm
+    ledger = dispatcher.pipeline.ledger
+    config = dispatcher.pipeline.config
+    _pause(workers, dispatcher)
+    ids = [dispatcher.submit(_request(demo, short)) for _ in range(2)]
+    workers.redis.stop()
+    shutil.rmtree(workers.redis.folder)
+    workers.redis.folder.mkdir()
+    workers.redis.start()
+    _resume(workers, dispatcher)
+    monkeypatch.setenv("STUDIO_BROKER_URL", config.broker_url)
+    if config.database_url:
+        monkeypatch.setenv("DATABASE_URL", config.database_url)
+    capsys.readouterr()
+
+    assert main(["--home", str(config.home), "queue", "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["admitted_not_in_broker"] == 2
+    assert main(["--home", str(config.home), "queue", "reap", "--older-than", "0"]) == 0
+    assert "2 render(s) lost from the queue were failed" in capsys.readouterr().out
+
+    for render_id in ids:
+        record = ledger.find_render(render_id)
+        assert record.status == "failed" and record.error == "QueueLost" and "lost from the render queue" in record.failure_reason
+        with pytest.raises(RenderFailed, match="lost from the render queue"):
+            dispatcher.wait(render_id, timeout=10)
+        assert not (config.farm_inputs_dir / render_id).exists()
+    assert ledger.verify().ok
+
+
+def test_queued_renders_survive_a_redis_restart(farm):
+    from studio.farm import QUEUE_NAME
+
+    workers, dispatcher, demo, short, _ = farm
+    ledger = dispatcher.pipeline.ledger
+    _pause(workers, dispatcher)
+    ids = [dispatcher.submit(_request(demo, short)) for _ in range(3)]
+    with dispatcher.celery.connection_for_write() as conn:
+        assert conn.default_channel.client.llen(QUEUE_NAME) == 3  # all three wait in Redis
+    workers.redis.stop()  # SIGTERM: Redis writes its append-only file and exits
+    workers.redis.start()  # same port, same folder
+    _resume(workers, dispatcher)
 
     results = [dispatcher.wait(render_id, timeout=180) for render_id in ids]
 

@@ -45,11 +45,29 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     if as_json:
         echo(json.dumps(report, indent=2, sort_keys=True))
         return
-    echo(f"waiting in the queue: {report['broker_waiting']}   admitted, not yet claimed: {report['admitted_not_claimed']}")
+    echo(f"waiting in the queue: {report['broker_waiting']}   admitted, not yet claimed: {report['admitted_not_claimed']}"
+         f"   of which not in Redis: {report['admitted_not_in_broker']}")
     for item in report["running"]:
         echo(f"running  {item['render_id']}  on {item['host']} pid {item['pid']}  heartbeat {item['heartbeat_at']}")
     for worker_name, counts in sorted(report["per_worker"].items()):
         echo(f"worker {worker_name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+@queue_app.command("reap")
+def reap(
+    older_than: float = typer.Option(300.0, "--older-than", min=0, help="Only renders admitted at least this many seconds ago."),
+) -> None:
+    """Fail (with the reason) admitted renders that Redis no longer holds and no worker took."""
+    from studio.farm import QueueUnavailable, reap_lost
+    from studio.pipeline import RenderPipeline
+
+    config = get_config()
+    if not config.broker_url:
+        raise QueueUnavailable("no render queue is configured: set STUDIO_BROKER_URL")
+    lost = reap_lost(config, RenderPipeline.from_config(config), older_than_seconds=older_than)
+    for render_id in lost:
+        echo(f"failed {render_id}: lost from the queue")
+    echo(f"{len(lost)} render(s) lost from the queue were failed in the ledger")
 
 
 def register(app: typer.Typer) -> None:
