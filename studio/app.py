@@ -260,7 +260,8 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
         except USER_FACING as exc:
             raise _fail(exc) from None
         done = sum(outcome != "done" for outcome in outcomes)
-        return f"Cancelled {done} render(s) in progress; nothing of them is delivered, and the cancel is in the ledger."
+        return (f"Cancelled {done} render(s) in progress: each stops within a second or so and delivers nothing "
+                "(one already past its ledger commit still finishes); the cancel is in the ledger.")
 
     def reference_photo_for(credential_id: str) -> Path:
         c = ledger.get_credential(credential_id)

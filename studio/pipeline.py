@@ -670,9 +670,9 @@ class RenderPipeline:
         manifest = read_manifest(signed, trust_anchor_pem=self.signer.trust_anchor_pem)
         timer.add("provenance", time.perf_counter() - t0)
 
-        # 7: last revocation check, ledger commit, then move into place.
+        # 7: last revocation and cancel checks, ledger commit, then move into place.
         t0 = time.perf_counter()
-        _stop_if_cancelled(cancelled)
+        _stop_if_cancelled(lambda: cancelled() or self.ledger.cancel_requested(render_id))
         if self.ledger.revocation_status().is_revoked(verified.credential.credential_id):
             raise ConsentRevokedDuringRender("the consent credential was revoked during the render; output discarded")
         fields = {

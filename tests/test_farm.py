@@ -79,6 +79,12 @@ def _events(ledger, kind, render_id=None):
     return [e for e in ledger.events() if e.kind == kind and (render_id is None or e.data.get("render_id") == render_id)]
 
 
+def _astronaut() -> np.ndarray:
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())
+
+
 def _payload_of_file(pipeline, path: Path) -> int:
     from watermark import Watermarker
 
@@ -390,9 +396,10 @@ def test_cancel_from_the_web_page_stops_the_worker_and_delivers_nothing(farm, tm
     from studio.app import build_app, launch
     from studio_support import free_port
 
-    workers, dispatcher, demo, _, long = farm
+    workers, dispatcher, demo, _, _ = farm
     pipeline = dispatcher.pipeline
     ledger = pipeline.ledger
+    long = short_driving_clip(tmp_path / "longer.mp4", _astronaut(), frames=200)
     port = free_port()
     app = build_app(pipeline)
     launch(app, pipeline, host="127.0.0.1", port=port, block=False)
