@@ -109,7 +109,9 @@ def make_celery(config: StudioConfig) -> Any:
         task_reject_on_worker_lost=True,  # a pool process killed mid-task puts the task back
         worker_prefetch_multiplier=1,  # one render at a time per process; the rest wait in Redis
         broker_transport_options=transport,
-        result_backend_transport_options=transport,
+        # the result store (progress only) gives up after ~2 s, not Celery's ~20 s, when Redis is down
+        result_backend_transport_options={**transport, "retry_policy": {"max_retries": 3, "interval_start": 0,
+                                                                        "interval_step": 0.5, "interval_max": 1}},
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

@@ -274,6 +274,24 @@ def test_inputs_swapped_on_the_shared_folder_after_admission_are_refused(farm, a
     assert ledger.find_render(render_id).error == "InputsChanged"
 
 
+def test_a_render_that_cannot_be_queued_is_failed_in_the_ledger_not_dropped(farm):
+    from studio.farm import Farm as Dispatcher
+    from studio.farm import QueueUnavailable, make_celery
+    from studio_support import free_port
+
+    _, dispatcher, demo, short, _ = farm
+    pipeline = dispatcher.pipeline
+    nowhere = replace(pipeline.config, broker_url=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    before = {r.render_id for r in pipeline.ledger.list_renders(limit=1000)}
+
+    with pytest.raises(QueueUnavailable, match="recorded as failed"):
+        Dispatcher(pipeline, celery=make_celery(nowhere)).submit(_request(demo, short))
+
+    (record,) = [r for r in pipeline.ledger.list_renders(limit=1000) if r.render_id not in before]
+    assert record.status == "failed" and record.error == "QueueUnavailable" and "could not be queued" in record.failure_reason
+    assert not (pipeline.config.farm_inputs_dir / record.render_id).exists()
+
+
 def test_a_duplicated_or_redelivered_task_does_nothing(farm):
     from studio.farm import QUEUE_NAME, TASK_NAME, spec_of
 
