@@ -110,6 +110,9 @@ _LABEL_LOCKED = "Required by this credential (disclosure: label-as-ai-generated)
 def build_app(pipeline: RenderPipeline) -> gr.Blocks:
     ledger = pipeline.ledger
     config = pipeline.config
+    from studio.farm import dispatcher_for
+
+    dispatcher = dispatcher_for(pipeline)  # in this process, or on the render farm (STUDIO_BROKER_URL)
     exports = config.exports_dir  # owner-only; swept with the uploads (see _Sweeper)
     exports.mkdir(mode=0o700, exist_ok=True)
     _make_private(Path(gr.utils.get_upload_folder()))  # uploads and copies of outputs: faces
@@ -231,7 +234,7 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
                 else:
                     progress(None, desc=stage)
 
-            result = pipeline.render(req, progress=report)
+            result = dispatcher.render(req, progress=report)
         except (ConsentError, MotionError) as exc:
             raise gr.Error(
                 f"Refused: {exc.user_message()}. Nothing was rendered; the refusal is recorded in the ledger."
@@ -247,6 +250,18 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
             f"C2PA manifest {_manifest_words(result.receipt['manifest']['status'])}, logged in the ledger."
         )
         return str(result.video_path), str(result.receipt_path), summary
+
+    def on_cancel(request: gr.Request) -> str:
+        """Cancel this operator's open renders (queued ones at once, running ones within a second or so)."""
+        try:
+            user = require_role(ledger, request.username, Role.OPERATOR)
+            mine = [r.render_id for r in ledger.list_renders(limit=500) if r.status == "started" and r.operator == user.username]
+            outcomes = [ledger.request_cancel(render_id, actor=user.username) for render_id in mine]
+        except USER_FACING as exc:
+            raise _fail(exc) from None
+        done = sum(outcome != "done" for outcome in outcomes)
+        return (f"Cancelled {done} render(s) in progress: each stops within a second or so and delivers nothing "
+                "(one already past its ledger commit still finishes); the cancel is in the ledger.")
 
     def reference_photo_for(credential_id: str) -> Path:
         c = ledger.get_credential(credential_id)
@@ -431,6 +446,7 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
                     paste_back = gr.Checkbox(label="Paste the face back into the full photo", value=True)
                     label_ai = gr.Checkbox(label='Visible "AI-generated" label', value=True)
                     render_btn = gr.Button("Render", variant="primary", elem_id="render-btn")
+                    cancel_btn = gr.Button("Cancel my renders in progress", elem_id="cancel-btn")
                     out_video = gr.Video(label="Result", interactive=False, elem_id="result-video")
                     out_summary = gr.Markdown(elem_id="render-summary")
                     out_receipt = gr.File(label="Receipt (JSON)", interactive=False, elem_id="receipt")
@@ -492,14 +508,17 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
         refresh.click(on_refresh_credentials, None, credential, api_name="credentials")
         photo.change(on_photo_preview, photo, photo_preview, api_name=False)
         credential.change(on_pick_credential, credential, [cred_info, purpose, project, label_ai], api_name="credential_info")
-        render_btn.click(
+        render_event = render_btn.click(
             on_render,
             [credential, photo, use_reference, driving, purpose, project, animator, relative, paste_back, label_ai],
             [out_video, out_receipt, out_summary],
             api_name="render",
-            concurrency_limit=config.max_concurrent_renders,
+            # on the farm a handler only waits for a worker, so many may wait at once
+            concurrency_limit=config.max_concurrent_renders if not config.broker_url else 32,
             concurrency_id="render",
         )
+        # The ledger stops the render (its owner looks for the request every second); the page stops waiting.
+        cancel_btn.click(on_cancel, None, out_summary, api_name="cancel_render", cancels=[render_event])
         enroll_btn.click(on_enroll, [enroll_did, enroll_name], enroll_out, api_name="enroll")
         import_btn.click(on_import, [cred_file, ref_file], [import_out, creds], api_name="import_credential")
         list_btn.click(on_list_credentials, None, creds, api_name="list_credentials")

@@ -34,6 +34,15 @@ def _face_ceiling(text: str | None) -> float:
     return value
 
 
+def _device(text: str | None) -> str | None:
+    """STUDIO_DEVICE: cpu or cuda (unset: cuda when present)."""
+    if text is None or not text.strip():
+        return None
+    if text.strip() not in ("cpu", "cuda"):
+        raise ConfigError(f"STUDIO_DEVICE must be cpu or cuda, got {text[:40]!r}")
+    return text.strip()
+
+
 @dataclass(frozen=True, kw_only=True)
 class StudioConfig:
     """Everything the studio needs to know about where it lives and how it runs.
@@ -54,6 +63,12 @@ class StudioConfig:
     login_log_window_seconds: float = 300.0  # failed logins are logged as counts per window this long
     host: str = "127.0.0.1"
     port: int = 7860
+    # The render farm (docs/farm.md): without a broker URL renders run in the web process.
+    broker_url: str | None = None  # STUDIO_BROKER_URL, e.g. redis://127.0.0.1:6379/0
+    work_dir_override: Path | None = None  # STUDIO_WORK_DIR: a worker's own work folder (default <home>/work)
+    max_render_seconds: int = 3600  # the longest render the farm allows; the queue's visibility timeout exceeds it
+    farm_max_claims: int = 3  # workers that may take a render over before it is failed
+    device: str | None = None  # STUDIO_DEVICE: cpu | cuda for the FOMM animator (default: cuda when present)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -74,6 +89,11 @@ class StudioConfig:
             login_log_window_seconds=float(env.get("STUDIO_LOGIN_LOG_WINDOW_SECONDS", "300")),
             host=env.get("STUDIO_HOST", "127.0.0.1"),
             port=int(env.get("STUDIO_PORT", "7860")),
+            broker_url=env.get("STUDIO_BROKER_URL") or None,
+            work_dir_override=Path(env["STUDIO_WORK_DIR"]).expanduser().resolve() if env.get("STUDIO_WORK_DIR") else None,
+            max_render_seconds=int(env.get("STUDIO_MAX_RENDER_SECONDS", "3600")),
+            farm_max_claims=int(env.get("STUDIO_FARM_MAX_CLAIMS", "3")),
+            device=_device(env.get("STUDIO_DEVICE")),
         )
 
     @property
@@ -94,6 +114,16 @@ class StudioConfig:
                 return None
             return Path(url.database)
         return self.home / "ledger.sqlite3"
+
+    @property
+    def work_dir(self) -> Path:
+        """Where renders are made before they are moved into ``outputs`` (each farm worker its own)."""
+        return self.work_dir_override or self.home / "work"
+
+    @property
+    def farm_inputs_dir(self) -> Path:
+        """Inputs of queued farm renders, on the shared data folder (deleted when the render ends)."""
+        return self.home / "farm-inputs"
 
     @property
     def keys_dir(self) -> Path:

@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,7 @@ from models.errors import MotionError
 from studio import media
 from studio.config import StudioConfig
 from studio.errors import StudioError
+from studio.ledger.records import QUEUED_OWNER  # a render admitted for the farm and not yet claimed
 from studio.receipt import Receipt
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,12 +86,20 @@ class ConsentRevokedDuringRender(StudioError):
     """The credential was revoked while the render was running; the output was discarded."""
 
 
+class RenderCancelled(StudioError):
+    """Someone cancelled the render (it is failed in the ledger with who and when); nothing was delivered."""
+
+
 class LabelRequired(RenderRefused):
     """The request drops the visible AI label that the consent credential requires."""
 
 
 class TermsExceeded(RenderRefused):
     """The decoded frames went past the consent's duration or a studio limit; the render was stopped."""
+
+
+class InputsChanged(RenderRefused):
+    """A queued render's input files are not the bytes that were admitted for it."""
 
 
 class UnknownAnimator(StudioError):
@@ -145,6 +154,15 @@ class _Job:
     timer: StageTimer  # one for every attempt: the receipt's stage times are what the render cost in all
     report: ProgressCallback
     attempt: int = 1  # which render id of the request this is (1 to _MARK_ATTEMPTS)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """An admitted render: consent verified, ``render.started`` committed under ``render_id``."""
+
+    job: _Job
+    render_id: str
+    payload: int
 
 
 def _utcnow() -> datetime:
@@ -210,7 +228,7 @@ class RenderPipeline:
             def _fomm() -> Animator:
                 from models.fomm.animator import FommAnimator
 
-                return FommAnimator.from_checkpoint(ckpt)
+                return FommAnimator.from_checkpoint(ckpt, device=config.device)
 
             animators["fomm"] = _fomm
         pipeline = cls(
@@ -227,7 +245,7 @@ class RenderPipeline:
 
     @property
     def work_dir(self) -> Path:
-        return self.config.home / "work"
+        return self.config.work_dir
 
     @property
     def default_animator(self) -> str:
@@ -271,6 +289,8 @@ class RenderPipeline:
         with _ACTIVE_LOCK:
             if lease.render_id in _ACTIVE:
                 return True
+        if lease.owner_host == QUEUED_OWNER and lease.owner_pid is None:
+            return True  # admitted for the farm, not yet claimed: the queue holds it (see studio.farm)
         age = (_utcnow() - lease.heartbeat_at).total_seconds()  # wall time, not the consent clock
         if age > self.lease_timeout_seconds:
             return False
@@ -335,17 +355,86 @@ class RenderPipeline:
 
     # ------------------------------------------------------------------ the entry point
     def render(self, request: RenderRequest, progress: ProgressCallback | None = None) -> RenderResult:
-        """Render ``request`` or raise; every outcome is in the ledger."""
+        """Render ``request`` or raise; every outcome is in the ledger (``admit`` then ``produce``)."""
+        return self.produce(self.admit(request, progress))
+
+    def admit(
+        self, request: RenderRequest, progress: ProgressCallback | None = None, *, queued: bool = False
+    ) -> "Admission":
+        """Steps 1-3 and ``render.started``: read, analyse, verify consent, then open the render.
+
+        A failure before the render is opened is a refusal, logged and raised. In-process
+        (``queued=False``) this process takes the render's lease at once; for the farm
+        (``queued=True``) the render is opened without an owner, marked queued, and a worker
+        claims it (``studio.farm``).
+        """
+        job = self._check(request, progress)
+        render_id, payload = new_render_id()
+        self._open(job, render_id, payload, queued=queued)
+        return Admission(job=job, render_id=render_id, payload=payload)
+
+    def produce(self, admission: "Admission") -> RenderResult:
+        """Steps 4-7 of an admitted render this process holds the lease of; raises on failure."""
+        job = admission.job
+        # 4-7: animate, watermark, encode, confirm, sign, log. An attempt whose first marked
+        # frames or encoded file do not read back with its own mark is discarded and logged as
+        # failed; the mark's strength on a given picture depends a little on the payload (the
+        # render id), so it is rendered again under a fresh id, at most ``_MARK_ATTEMPTS`` times
+        # in all, before giving up.
+        render_id, payload = admission.render_id, admission.payload
+        for attempt in range(1, _MARK_ATTEMPTS + 1):
+            try:
+                if attempt > 1:
+                    render_id, payload = new_render_id()
+                    self._open(replace(job, attempt=attempt), render_id, payload, queued=False)
+                return self._attempt(replace(job, attempt=attempt), render_id, payload)
+            except WatermarkNotConfirmed as exc:
+                if attempt == _MARK_ATTEMPTS:
+                    raise WatermarkNotConfirmed(
+                        f"the studio's watermark could not be confirmed on this render under {attempt} render ids "
+                        "in a row, so nothing was delivered (each attempt is in the ledger as a failed render). "
+                        "A photo that is fine texture everywhere behind the face, such as grass or gravel, can "
+                        "leave the mark too little room, most of all at small output sizes; a photo with a "
+                        "plainer background helps"
+                    ) from exc
+                log.warning("render attempt %d did not read back with its watermark; rendering again", attempt)
+                job.report(f"the watermark did not read back: rendering again under a new render id "
+                           f"({attempt + 1} of {_MARK_ATTEMPTS})", 0, None)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def readmit(self, request: RenderRequest, render_id: str, progress: ProgressCallback | None = None) -> Admission:
+        """Steps 1-3 again for a render admitted elsewhere and claimed by this process (a farm
+        worker), right before animating: the inputs must be the bytes admitted, and consent must
+        still hold now. A refusal closes the admitted render as refused (logged) and raises."""
+        record = self.ledger.find_render(render_id)
+        if record is None or record.status != "started":
+            from studio.ledger.errors import UnknownRender
+
+            raise UnknownRender("no admitted render in progress has this id")
+        job = self._check(replace(request, animator=str(record.inputs.get("animator", request.animator))), progress,
+                          admitted=(render_id, record.inputs))
+        return Admission(job=job, render_id=render_id, payload=int(record.inputs["payload"]))
+
+    def _check(
+        self, request: RenderRequest, progress: ProgressCallback | None, *, admitted: tuple[str, dict] | None = None
+    ) -> _Job:
+        """Steps 1-3: read, analyse, verify. Any failure here is a refusal: nothing is animated.
+
+        ``admitted`` (render id, its started inputs): re-checking a render admitted before; the
+        input files must hash as then, and a refusal closes that render instead of a new one.
+        """
         report = progress or (lambda stage, done, total: None)
         timer = StageTimer()
         inputs: dict[str, Any] = {"photo": None, "driving": None}
-
-        # 1-3: read, analyse, verify. Any failure here is a refusal: nothing is animated.
         try:
             t0 = time.perf_counter()
             report("reading inputs", 0, None)
             inputs["photo"] = media.sha256_file(request.photo)
             inputs["driving"] = media.sha256_file(request.driving)
+            if admitted is not None and (admitted[1].get("photo"), admitted[1].get("driving")) != (
+                inputs["photo"], inputs["driving"]
+            ):
+                raise InputsChanged("the input files are not the ones admitted for this render (their hashes differ)")
             photo = media.read_image(request.photo)
             info = media.probe_video(request.driving, max_duration_seconds=self.max_video_seconds)
             timer.add("read", time.perf_counter() - t0)
@@ -367,6 +456,9 @@ class RenderPipeline:
             animator = self._animator(request.animator)
             timer.add("consent", time.perf_counter() - t0)
         except (ConsentError, MotionError, StudioError) as exc:
+            if admitted is not None:
+                self.ledger.refuse_started(render_id=admitted[0], reason=exc.user_message(), error=type(exc).__name__)
+                raise
             self.ledger.render_refused(
                 operator=request.operator,
                 credential_id=request.credential_id,
@@ -375,37 +467,14 @@ class RenderPipeline:
                 inputs={k: v for k, v in inputs.items() if v},
             )
             raise
+        return _Job(request, verified, animator, photo, info, inputs, timer, report)
 
-        # 4-7: animate, watermark, encode, confirm, sign, log. An attempt whose first marked
-        # frames or encoded file do not read back with its own mark is discarded and logged as
-        # failed; the mark's strength on a given picture depends a little on the payload (the
-        # render id), so it is rendered again under a fresh id, at most ``_MARK_ATTEMPTS`` times
-        # in all, before giving up.
-        for attempt in range(1, _MARK_ATTEMPTS + 1):
-            try:
-                return self._attempt(_Job(request, verified, animator, photo, info, inputs, timer, report, attempt))
-            except WatermarkNotConfirmed as exc:
-                if attempt == _MARK_ATTEMPTS:
-                    raise WatermarkNotConfirmed(
-                        f"the studio's watermark could not be confirmed on this render under {attempt} render ids "
-                        "in a row, so nothing was delivered (each attempt is in the ledger as a failed render). "
-                        "A photo that is fine texture everywhere behind the face, such as grass or gravel, can "
-                        "leave the mark too little room, most of all at small output sizes; a photo with a "
-                        "plainer background helps"
-                    ) from exc
-                log.warning("render attempt %d did not read back with its watermark; rendering again", attempt)
-                report(f"the watermark did not read back: rendering again under a new render id "
-                       f"({attempt + 1} of {_MARK_ATTEMPTS})", 0, None)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _attempt(self, job: _Job) -> RenderResult:
-        """One render under a fresh render id: started, then finished or failed in the ledger."""
+    def _open(self, job: _Job, render_id: str, payload: int, *, queued: bool) -> None:
+        """``render.started`` for ``render_id``, its lease held by this process (or queued)."""
         request = job.request
-        render_id, payload = new_render_id()
-        label_required = job.verified.credential.disclosure_required
-        with _ACTIVE_LOCK:
-            _ACTIVE.add(render_id)
-        heartbeat = _Heartbeat(self.ledger, render_id, every=self.heartbeat_seconds)
+        if not queued:
+            with _ACTIVE_LOCK:
+                _ACTIVE.add(render_id)
         try:
             self.ledger.render_started(
                 render_id=render_id,
@@ -414,15 +483,39 @@ class RenderPipeline:
                 purpose=request.purpose,
                 project=request.project,
                 inputs={**job.inputs, "animator": job.animator.name, "payload": payload,
-                        "label_required": label_required, "label_applied": _label_of(job)},
-                owner_pid=os.getpid(),
-                owner_host=socket.gethostname(),
+                        "label_required": job.verified.credential.disclosure_required,
+                        "label_applied": _label_of(job)},
+                owner_pid=None if queued else os.getpid(),
+                owner_host=QUEUED_OWNER if queued else socket.gethostname(),
             )
+        except BaseException:
+            with _ACTIVE_LOCK:
+                _ACTIVE.discard(render_id)
+            raise
+
+    def hold(self, render_id: str) -> None:
+        """Mark ``render_id`` as run by this process (a worker's claim): recovery leaves it alone."""
+        with _ACTIVE_LOCK:
+            _ACTIVE.add(render_id)
+
+    def release(self, render_id: str) -> None:
+        """Undo ``hold`` (the render ended here, or the claim was lost)."""
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(render_id)
+
+    def owner_alive(self, lease: "Any") -> bool:
+        """Whether the holder of ``lease`` (a ``studio.ledger.RenderLease``) may still be running it."""
+        return self._owner_alive(lease)
+
+    def _attempt(self, job: _Job, render_id: str, payload: int) -> RenderResult:
+        """One render under ``render_id`` (opened, its lease ours): finished or failed in the ledger."""
+        heartbeat = _Heartbeat(self.ledger, render_id, every=self.heartbeat_seconds)
+        try:
             heartbeat.start()
             job_dir = self.work_dir / render_id
             try:
                 job_dir.mkdir(parents=True)
-                result = self._produce(job, render_id, payload, job_dir)
+                result = self._produce(job, render_id, payload, job_dir, cancelled=heartbeat.cancelled_by)
             except BaseException as exc:  # noqa: BLE001 - log every failure, then let it propagate
                 reason = exc.user_message() if hasattr(exc, "user_message") else f"{type(exc).__name__}: {exc}"
                 try:
@@ -449,7 +542,9 @@ class RenderPipeline:
             max_distance_ceiling=self.config.max_face_distance,
         )
 
-    def _produce(self, job: _Job, render_id: str, payload: int, job_dir: Path) -> RenderResult:
+    def _produce(
+        self, job: _Job, render_id: str, payload: int, job_dir: Path, *, cancelled: Callable[[], str | None] = lambda: None
+    ) -> RenderResult:
         from watermark import Watermarker
         from watermark.provenance import read_manifest, sign_mp4
 
@@ -487,6 +582,7 @@ class RenderPipeline:
         t_anim = t_label = t_mark = t_enc = 0.0
         try:
             for batch, produce_seconds in _timed_batches(frames, _CHUNK):
+                _stop_if_cancelled(cancelled)
                 t_anim += produce_seconds
                 if label:
                     t0 = time.perf_counter()
@@ -574,8 +670,9 @@ class RenderPipeline:
         manifest = read_manifest(signed, trust_anchor_pem=self.signer.trust_anchor_pem)
         timer.add("provenance", time.perf_counter() - t0)
 
-        # 7: last revocation check, ledger commit, then move into place.
+        # 7: last revocation and cancel checks, ledger commit, then move into place.
         t0 = time.perf_counter()
+        _stop_if_cancelled(lambda: cancelled() or self.ledger.cancel_requested(render_id))
         if self.ledger.revocation_status().is_revoked(verified.credential.credential_id):
             raise ConsentRevokedDuringRender("the consent credential was revoked during the render; output discarded")
         fields = {
@@ -644,13 +741,25 @@ def _stop_past_limits(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         raise TermsExceeded(f"{exc.user_message()} The render was stopped and nothing was delivered.") from exc
 
 
+def _stop_if_cancelled(cancelled: Callable[[], str | None]) -> None:
+    who = cancelled()
+    if who is not None:
+        raise RenderCancelled(f"the render was cancelled by {who}; nothing was delivered")
+
+
 class _Heartbeat:
-    """Refreshes a running render's lease in the ledger every ``every`` seconds from a daemon thread."""
+    """Refreshes a running render's lease in the ledger every ``every`` seconds from a daemon
+    thread, and looks for a cancel request at least every second (``cancelled_by``)."""
 
     def __init__(self, ledger: "Ledger", render_id: str, *, every: float) -> None:
         self._ledger, self._render_id, self._every = ledger, render_id, every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{render_id[:12]}", daemon=True)
+        self._cancelled_by: str | None = None
+
+    def cancelled_by(self) -> str | None:
+        """Who asked to cancel this render (None: nobody, as far as the last look saw)."""
+        return self._cancelled_by
 
     def start(self) -> None:
         self._thread.start()
@@ -661,7 +770,17 @@ class _Heartbeat:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._every):
+        look = min(self._every, 1.0)
+        next_beat = time.monotonic() + self._every
+        while not self._stop.wait(look):
+            try:
+                if self._cancelled_by is None:
+                    self._cancelled_by = self._ledger.cancel_requested(self._render_id)
+            except Exception:  # noqa: BLE001 - looked at again in a second
+                log.warning("render %s: cancel requests not read", self._render_id, exc_info=True)
+            if time.monotonic() < next_beat:
+                continue
+            next_beat = time.monotonic() + self._every
             try:
                 self._ledger.heartbeat(self._render_id)
             except Exception:  # noqa: BLE001 - a busy ledger skips one beat; the lease timeout allows many

@@ -52,8 +52,9 @@ def render(
     label: Optional[bool] = typer.Option(None, "--label/--no-label", help="Visible AI label (default: as the credential asks; --no-label is refused when the credential requires it)."),
     face_index: Optional[int] = typer.Option(None, help="Which face, when the photo shows several."),
     operator: Optional[str] = typer.Option(None, help="Operator name for the ledger (default: cli:<login>)."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="On the render farm (STUDIO_BROKER_URL): wait for the worker, with progress (default), or print the queued render id and return."),
 ) -> None:
-    """Render through the same consent-gated pipeline as the web studio."""
+    """Render through the same consent-gated pipeline as the web studio (on the farm when one is configured)."""
     import shutil
 
     from models.animate import AnimationOptions
@@ -74,8 +75,16 @@ def render(
         ),
         label_ai=label,
     )
+    from studio.farm import Farm, dispatcher_for
+
+    dispatcher = dispatcher_for(pipeline)
+    if not wait:
+        if not isinstance(dispatcher, Farm):
+            raise typer.BadParameter("--no-wait needs the render farm (set STUDIO_BROKER_URL)")
+        echo(f"queued render {dispatcher.submit(request)}")
+        return
     with _Progress() as progress:
-        result = pipeline.render(request, progress=progress)
+        result = dispatcher.render(request, progress=progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(result.video_path, out)
     shutil.copyfile(result.receipt_path, out.with_suffix(".receipt.json"))
@@ -164,6 +173,9 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("render")(render)
     app.add_typer(users_app, name="users")
+    from studio.commands import farm
+
+    farm.register(app)
     try:
         from studio.commands import db
     except ImportError:  # pragma: no cover - until the db group exists

@@ -57,6 +57,7 @@ from studio.ledger.errors import (
 from studio.ledger.notes import SignedCheckpoint
 from studio.ledger.state import STATE_KINDS, USER_KINDS, first_difference, replay, user_difference
 from studio.ledger.records import (
+    QUEUED_OWNER,
     CredentialSummary,
     IssuerRecord,
     LedgerRevocations,
@@ -781,6 +782,97 @@ class Ledger:
         with self._transaction() as session:
             session.execute(update(RenderRow).where(RenderRow.render_id == render_id).values(heartbeat_at=self._now()))
 
+    def claim_render(
+        self,
+        render_id: str,
+        *,
+        seen: RenderLease,
+        owner_pid: int,
+        owner_host: str,
+        worker: str,
+        max_claims: int,
+    ) -> str:
+        """Take the lease of a started render whose holder ``seen`` the caller judged gone (a farm
+        worker's claim); returns ``claimed``, ``held`` (the lease changed since ``seen``: another
+        claim won), ``done`` (no longer started) or ``exhausted`` (``max_claims`` claims were made
+        already: the render is failed with that reason). One transaction under the append lock,
+        and the update only matches the lease as seen, so two workers never both win."""
+        with self._transaction() as session:
+            row = session.get(RenderRow, render_id)
+            if row is None or row.status != "started":
+                return "done"
+            claims = self._claims(session, render_id)
+            if claims >= max_claims:
+                reason = (f"given up after {claims} workers took it and did not finish it "
+                          "(each stopped or lost its lease mid-render)")
+                row.status, row.finished_at, row.failure_reason, row.error = "failed", self._now(), reason, "LeaseExhausted"
+                data = {"render_id": render_id, "reason": reason, "error": "LeaseExhausted"}
+                self._append(session, "render.failed", data, "studio")
+                return "exhausted"
+            now = self._now()
+            same = (
+                (RenderRow.render_id == render_id)
+                & (RenderRow.status == "started")
+                & _same_or_null(RenderRow.owner_pid, seen.owner_pid)
+                & _same_or_null(RenderRow.owner_host, seen.owner_host)
+            )
+            taken = session.execute(
+                update(RenderRow).where(same).values(owner_pid=owner_pid, owner_host=owner_host, heartbeat_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if taken != 1:
+                return "held"
+            data = {"render_id": render_id, "worker": worker, "host": owner_host, "pid": owner_pid, "claim": claims + 1}
+            self._append(session, "render.claimed", data, "studio", now=now)
+            return "claimed"
+
+    @staticmethod
+    def _claims(session: Session, render_id: str) -> int:
+        query = select(func.count()).select_from(EventRow).where(
+            (EventRow.kind == "render.claimed") & EventRow.data.contains(f'"render_id":"{render_id}"')
+        )
+        return int(session.scalar(query) or 0)
+
+    def render_claims(self, render_id: str) -> int:
+        """How many times workers have claimed this render (``render.claimed`` events)."""
+        with database.translate_errors(), Session(self._engine) as session:
+            return self._claims(session, render_id)
+
+    def request_cancel(self, render_id: str, *, actor: str) -> str:
+        """Cancel an open render: ``cancelled`` (it was still queued: failed at once, with who),
+        ``requested`` (it is running: a ``render.cancel_requested`` event its owner looks for at
+        least every second, then fails it) or ``done`` (not open: nothing to cancel)."""
+        with self._transaction() as session:
+            row = session.get(RenderRow, render_id)
+            if row is None or row.status != "started":
+                return "done"
+            if row.owner_pid is None and row.owner_host == QUEUED_OWNER:
+                reason = f"the render was cancelled by {actor} before a worker started it; nothing was delivered"
+                row.status, row.finished_at, row.failure_reason, row.error = "failed", self._now(), reason, "RenderCancelled"
+                self._append(session, "render.failed", {"render_id": render_id, "reason": reason,
+                                                        "error": "RenderCancelled"}, actor)
+                return "cancelled"
+            self._append(session, "render.cancel_requested", {"render_id": render_id}, actor)
+            return "requested"
+
+    def cancel_requested(self, render_id: str) -> str | None:
+        """Who asked to cancel this render (the first ``render.cancel_requested``), or None."""
+        query = select(EventRow.actor).where(
+            (EventRow.kind == "render.cancel_requested") & EventRow.data.contains(f'"render_id":"{render_id}"')
+        ).order_by(EventRow.seq).limit(1)
+        with database.translate_errors(), Session(self._engine) as session:
+            return session.scalar(query)
+
+    def refuse_started(self, *, render_id: str, reason: str, error: str) -> None:
+        """Close an admitted render as refused: its consent no longer held when a worker went to
+        animate it (e.g. revoked while it was queued). Nothing was animated."""
+        with self._transaction() as session:
+            row = self._started(session, render_id)
+            row.status, row.finished_at, row.failure_reason, row.error = "refused", self._now(), reason, error[:100]
+            data = {"render_id": render_id, "credential_id": row.credential_id, "error": error[:100], "reason": reason,
+                    "stage": "worker"}
+            self._append(session, "render.refused", data, row.operator)
+
     def render_delivered(self, *, render_id: str) -> None:
         """The finished render's output and receipt are in place (a state column; no event)."""
         with self._transaction() as session:
@@ -941,6 +1033,11 @@ class Ledger:
 
 _LOCK_KINDS = ("user.locked", "user.unlocked")
 _MAX_LOGGED_NAME = 64
+
+
+def _same_or_null(column: Any, value: Any) -> Any:
+    """``column = value``, or ``column IS NULL`` when value is None (SQL's = never matches NULL)."""
+    return column.is_(None) if value is None else column == value
 
 
 def bounded_name(name: str) -> str:

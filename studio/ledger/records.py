@@ -76,6 +76,10 @@ class RenderRecord:
         )
 
 
+# owner_host of a render admitted for the farm and not yet claimed: the queue holds it, not a process
+QUEUED_OWNER = "(queued)"
+
+
 @dataclass(frozen=True)
 class RenderLease:
     """Who runs an open render (started, or finished but not yet delivered) and when it last said so."""
