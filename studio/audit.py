@@ -411,30 +411,17 @@ def verify_receipt(receipt_path: Path, *, ledger: Any, video: Path | None = None
 
 
 def _render_events(ledger: Any, render_id: str) -> dict[str, dict[str, Any]]:
-    """The data of the render's ``render.started`` and ``render.finished`` events, by kind.
-
-    Event data is canonical JSON (no spaces), so a text match narrows the search and the
-    parsed ``render_id`` confirms it.
-    """
+    """The data of the render's first ``render.started`` and ``render.finished`` events, by kind."""
     import json
 
-    from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from studio.ledger.tables import EventRow
+    from studio.ledger.records import state_events
 
-    needle = json.dumps({"render_id": render_id})[1:-1].replace(": ", ":")
-    query = (
-        select(EventRow.kind, EventRow.data)
-        .where(EventRow.kind.in_(("render.started", "render.finished")), EventRow.data.contains(needle))
-        .order_by(EventRow.seq)
-    )
     found: dict[str, dict[str, Any]] = {}
     with Session(ledger.engine) as session:
-        for kind, text in session.execute(query):
-            data = json.loads(text)
-            if data.get("render_id") == render_id:
-                found.setdefault(kind, data)
+        for event in state_events(session, ("render.started", "render.finished"), key="render_id", value=render_id):
+            found.setdefault(event[1], json.loads(event[4]))
     return found
 
 

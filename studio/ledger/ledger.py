@@ -597,8 +597,8 @@ class Ledger:
             row = session.get(CredentialRow, credential_id)
             if row is None:
                 raise UnknownCredential("no credential with this id was imported")
-            imports = [json.loads(e[4]) for e in state_events(session, ("credential.imported",))]
-            recorded = [d["document_sha256"] for d in imports if d.get("credential_id") == credential_id]
+            imports = state_events(session, ("credential.imported",), key="credential_id", value=credential_id)
+            recorded = [json.loads(e[4])["document_sha256"] for e in imports]
             if not recorded or recorded[-1] != _sha256_text(row.document):
                 raise LedgerTampered("the stored credential is not the one whose import the ledger recorded")
             return LikenessConsent.from_document(json.loads(row.document))
@@ -960,7 +960,7 @@ class Ledger:
             row = session.get(UserRow, username)
             if row is None:
                 return None
-            events = [e for e in state_events(session, USER_KINDS) if json.loads(e[4]).get("username") == username]
+            events = state_events(session, USER_KINDS, key="username", value=username)
             expected = replay(events).users.get(username)
             stored = (row.username, row.password_hash, row.role, row.disabled)
             if user_difference(username, stored, expected) is not None:

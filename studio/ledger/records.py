@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import rfc8785
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -117,14 +118,25 @@ class UserRecord:
         )
 
 
-def state_events(session: Session, kinds: tuple[str, ...]) -> list[tuple[Any, ...]]:
-    """The chained events of these kinds, in log order, as ``state.replay`` takes them (by the kind index)."""
+def state_events(
+    session: Session, kinds: tuple[str, ...], *, key: str | None = None, value: str | None = None
+) -> list[tuple[Any, ...]]:
+    """The chained events of these kinds, in log order, as ``state.replay`` takes them (by the kind index).
+
+    With ``key``/``value``: only those whose payload has ``key == value``. Event data is stored as
+    RFC 8785 text, so the SQL narrows on the exact ``"key":value`` text and parsing confirms it
+    (a nested field of the same name cannot match).
+    """
     query = (
         select(EventRow.seq, EventRow.kind, EventRow.actor, EventRow.created_at, EventRow.data)
         .where(EventRow.kind.in_(kinds))
         .order_by(EventRow.seq)
     )
-    return [tuple(row) for row in session.execute(query)]
+    if key is None:
+        return [tuple(row) for row in session.execute(query)]
+    needle = f"{rfc8785.dumps(key).decode()}:{rfc8785.dumps(value).decode()}"
+    query = query.where(EventRow.data.contains(needle, autoescape=True))
+    return [tuple(row) for row in session.execute(query) if json.loads(row[4]).get(key) == value]
 
 
 class LedgerTrust:
@@ -146,7 +158,7 @@ class LedgerTrust:
                 return False
             if row.withdrawn_at is not None and now >= as_utc(row.withdrawn_at):
                 return False
-            events = [e for e in state_events(session, ISSUER_KINDS) if json.loads(e[4]).get("did") == did]
+            events = state_events(session, ISSUER_KINDS, key="did", value=did)
             return trusted_at(replay(events).issuers.get(did), now)
 
 
@@ -165,5 +177,4 @@ class LedgerRevocations:
             query = select(RevocationRow.credential_id).where(RevocationRow.credential_id == credential_id)
             if session.scalar(query) is not None:
                 return True
-            revoked = state_events(session, ("credential.revoked",))
-            return any(json.loads(event[4]).get("credential_id") == credential_id for event in revoked)
+            return bool(state_events(session, ("credential.revoked",), key="credential_id", value=credential_id))
