@@ -586,7 +586,8 @@ class RenderPipeline:
                 t_anim += produce_seconds
                 if label:
                     t0 = time.perf_counter()
-                    batch = np.stack([draw_ai_label(f) for f in batch])
+                    for frame in batch:  # the batch is ours: label it in place
+                        draw_ai_label(frame, out=frame)
                     t_label += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 if embedder is None:
@@ -821,11 +822,11 @@ def _timed_batches(frames: Iterable[np.ndarray], n: int) -> Iterator[tuple[np.nd
         yield np.stack(batch), elapsed
 
 
-def draw_ai_label(frame: np.ndarray, text: str = "AI-generated") -> np.ndarray:
-    """A visible disclosure label in the bottom-left corner, sized to the frame."""
+def draw_ai_label(frame: np.ndarray, text: str = "AI-generated", *, out: np.ndarray | None = None) -> np.ndarray:
+    """A visible disclosure label in the bottom-left corner, sized to the frame (``out=frame``: in place)."""
     import cv2
 
-    out = frame.copy()
+    out = frame.copy() if out is None else out
     h, w = out.shape[:2]
     scale = max(0.35, min(w, h) / 640)
     thickness = max(1, int(round(scale * 1.6)))
