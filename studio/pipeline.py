@@ -554,7 +554,7 @@ class RenderPipeline:
         ledger_checkpoint = self.ledger.signed_checkpoint().to_note()
 
         marker = Watermarker(self.watermark_key)
-        label = verified.credential.disclosure_required if request.label_ai is None else request.label_ai
+        label = _label_of(job)  # the same decision render.started recorded
         total = info.frame_count
         encoded = job_dir / "encoded.mp4"
         signed = job_dir / "signed.mp4"
