@@ -74,8 +74,8 @@ def main() -> None:
 
     from studio.config import StudioConfig
     from studio.demo import ensure_demo
-    from studio.farm import Farm
-    from studio.pipeline import RenderPipeline, RenderRequest
+    from studio.render.farm import Farm
+    from studio.render.pipeline import RenderPipeline, RenderRequest
 
     root = Path(tempfile.mkdtemp(prefix="farm-bench-"))
     procs: list[subprocess.Popen] = []

@@ -37,7 +37,7 @@ def main() -> None:
     from models.animate import AnimationOptions
     from studio.demo import ensure_demo
     from studio import media
-    from studio.pipeline import RenderRequest
+    from studio.render.pipeline import RenderRequest
     from studio_support import short_driving_clip, small_pipeline
 
     frames = int(round(args.seconds * 25))

@@ -368,9 +368,9 @@ def verify_receipt(receipt_path: Path, *, ledger: Any, video: Path | None = None
     """Check a receipt file against the ledger (and the video it names, when given)."""
     import hashlib
 
-    from studio.receipt import Receipt
+    from studio.render.receipt import Receipt
 
-    from studio.receipt import MalformedReceipt
+    from studio.render.receipt import MalformedReceipt
 
     if not receipt_path.is_file():
         raise MalformedReceipt("the receipt file does not exist or is not a file")

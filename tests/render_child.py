@@ -20,7 +20,7 @@ from pathlib import Path
 
 def main(home: str, credential: str, photo: str, clip: str, mode: str, signals: str, heartbeat: str = "5") -> int:
     from studio.config import StudioConfig
-    from studio.pipeline import RenderPipeline, RenderRequest
+    from studio.render.pipeline import RenderPipeline, RenderRequest
 
     flags = Path(signals)
     if mode == "die-after-commit":

@@ -11,7 +11,7 @@ from studio.config import StudioConfig
 
 
 def small_pipeline(home: Path, **overrides):
-    from studio.pipeline import RenderPipeline
+    from studio.render.pipeline import RenderPipeline
 
     config = StudioConfig(home=home, **overrides)
     return RenderPipeline.from_config(config)

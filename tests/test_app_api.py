@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, astronaut):
-    from studio.app import build_app, launch
+    from studio.web.app import build_app, launch
     from studio.demo import ensure_demo
 
     home = tmp_path_factory.mktemp("app-home")

@@ -27,7 +27,7 @@ _DELAY = 0.05
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from studio.app import build_app, launch
+    from studio.web.app import build_app, launch
     from studio.users import create_user
 
     home = tmp_path_factory.mktemp("login-home")
@@ -81,7 +81,7 @@ def test_megabyte_usernames_do_not_grow_the_ledger(server):
 
 
 def test_failed_logins_are_logged_as_bounded_counts(server):
-    from studio.login import LoginGuard
+    from studio.web.login import LoginGuard
 
     url, pipeline, _ = server
     guard = LoginGuard(pipeline.ledger, lockout_failures=100, delay_seconds=0)
@@ -196,7 +196,7 @@ def test_password_checks_do_not_stall_other_requests(server):
 @pytest.mark.postgres
 def test_long_names_are_refused_cleanly_on_postgresql(postgres_url, tmp_path):
     from ledger_support import create_pg_database, drop_pg_database
-    from studio.login import LoginGuard
+    from studio.web.login import LoginGuard
     from studio.users import InvalidUsername, authenticate, create_user
 
     url, name = create_pg_database(postgres_url)

@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from studio.app import _claim_upload, _discard_upload
+from studio.web.app import _claim_upload, _discard_upload
 from studio_support import small_pipeline
 
 
@@ -123,7 +123,7 @@ def test_the_sweeper_deletes_old_uploads_and_exports_but_not_one_a_request_holds
     import os
     from types import SimpleNamespace
 
-    from studio.app import _Sweeper
+    from studio.web.app import _Sweeper
 
     exports = tmp_path / "exports"
     export = exports / "ledger-export-x" / "ledger.jsonl"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from studio.audit import EXIT_OURS, EXIT_RECORDS_DISAGREE, audit_video
-from studio.pipeline import RenderRequest
+from studio.render.pipeline import RenderRequest
 
 from studio_support import short_driving_clip, small_pipeline
 

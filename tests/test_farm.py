@@ -19,7 +19,7 @@ import pytest
 
 from studio import media
 from studio.config import StudioConfig
-from studio.pipeline import RenderPipeline, RenderRequest
+from studio.render.pipeline import RenderPipeline, RenderRequest
 
 from farm_support import Farm, farm_env, start_redis
 from ledger_support import create_pg_database, drop_pg_database
@@ -56,7 +56,7 @@ def farm(tmp_path_factory, astronaut):
         farm.start_worker("wa")
         farm.start_worker("wb")
         farm.wait_ready()
-        from studio.farm import Farm as Dispatcher
+        from studio.render.farm import Farm as Dispatcher
 
         yield farm, Dispatcher(pipeline), demo, short, long
     finally:
@@ -102,7 +102,7 @@ def test_eight_renders_through_the_web_api_each_finish_exactly_once_across_both_
     from gradio_client import Client, handle_file
     from PIL import Image
 
-    from studio.app import build_app, launch
+    from studio.web.app import build_app, launch
     from studio_support import free_port
 
     workers, dispatcher, demo, short, _ = farm
@@ -193,7 +193,7 @@ def test_a_credential_revoked_while_its_render_is_queued_is_refused_on_the_worke
 
     # The workers stop taking work (a real Celery control message), the render is queued, the
     # credential revoked, then the workers take work again.
-    from studio.farm import QUEUE_NAME
+    from studio.render.farm import QUEUE_NAME
 
     _pause(workers, dispatcher)
     try:
@@ -205,7 +205,7 @@ def test_a_credential_revoked_while_its_render_is_queued_is_refused_on_the_worke
     finally:
         _resume(workers, dispatcher)
 
-    from studio.pipeline import RenderRefused
+    from studio.render.pipeline import RenderRefused
 
     with pytest.raises(RenderRefused) as refused:
         dispatcher.wait(render_id, timeout=120)
@@ -222,7 +222,7 @@ def test_a_credential_revoked_while_its_render_is_queued_is_refused_on_the_worke
 
 def _broker_idle(dispatcher, timeout: float = 60.0) -> None:
     """Until Redis holds no queued and no unacknowledged render task."""
-    from studio.farm import QUEUE_NAME
+    from studio.render.farm import QUEUE_NAME
 
     deadline = time.monotonic() + timeout
     with dispatcher.celery.connection_for_write() as conn:
@@ -238,7 +238,7 @@ def _said(workers, text: str) -> int:
 
 def test_a_task_naming_a_file_outside_the_farm_inputs_is_refused(farm):
     """A forged or corrupted task cannot make a worker read the studio's keys (or any other file)."""
-    from studio.farm import spec_of, work_on
+    from studio.render.farm import spec_of, work_on
 
     _, dispatcher, demo, short, _ = farm
     pipeline = dispatcher.pipeline
@@ -255,7 +255,7 @@ def test_a_task_naming_a_file_outside_the_farm_inputs_is_refused(farm):
 
 
 def test_inputs_swapped_on_the_shared_folder_after_admission_are_refused(farm, astronaut, tmp_path):
-    from studio.farm import QUEUE_NAME
+    from studio.render.farm import QUEUE_NAME
 
     workers, dispatcher, demo, short, _ = farm
     ledger = dispatcher.pipeline.ledger
@@ -267,7 +267,7 @@ def test_inputs_swapped_on_the_shared_folder_after_admission_are_refused(farm, a
     finally:
         _resume(workers, dispatcher)
 
-    from studio.pipeline import RenderRefused
+    from studio.render.pipeline import RenderRefused
 
     with pytest.raises(RenderRefused, match="not the ones admitted"):
         dispatcher.wait(render_id, timeout=120)
@@ -275,8 +275,8 @@ def test_inputs_swapped_on_the_shared_folder_after_admission_are_refused(farm, a
 
 
 def test_a_render_that_cannot_be_queued_is_failed_in_the_ledger_not_dropped(farm):
-    from studio.farm import Farm as Dispatcher
-    from studio.farm import QueueUnavailable, make_celery
+    from studio.render.farm import Farm as Dispatcher
+    from studio.render.farm import QueueUnavailable, make_celery
     from studio_support import free_port
 
     _, dispatcher, demo, short, _ = farm
@@ -293,7 +293,7 @@ def test_a_render_that_cannot_be_queued_is_failed_in_the_ledger_not_dropped(farm
 
 
 def test_a_duplicated_or_redelivered_task_does_nothing(farm):
-    from studio.farm import QUEUE_NAME, TASK_NAME, spec_of
+    from studio.render.farm import QUEUE_NAME, TASK_NAME, spec_of
 
     workers, dispatcher, demo, short, _ = farm
     ledger = dispatcher.pipeline.ledger
@@ -325,7 +325,7 @@ def test_a_duplicated_or_redelivered_task_does_nothing(farm):
 
 def _pause(workers, dispatcher) -> None:
     """The workers stop taking renders from the queue (a Celery control message, on a fresh connection)."""
-    from studio.farm import QUEUE_NAME
+    from studio.render.farm import QUEUE_NAME
 
     with dispatcher.celery.connection_for_write() as conn:
         conn.ensure_connection(max_retries=10)
@@ -336,7 +336,7 @@ def _pause(workers, dispatcher) -> None:
 
 def _resume(workers, dispatcher) -> None:
     """Workers consume again. Control messages are not queued: ask until both, reconnected, answer."""
-    from studio.farm import QUEUE_NAME
+    from studio.render.farm import QUEUE_NAME
 
     deadline = time.monotonic() + 60
     answered = set()
@@ -355,7 +355,7 @@ def test_renders_lost_with_redis_data_are_reported_failed_never_dropped(farm, mo
     import shutil
 
     from studio.cli import main
-    from studio.farm import QUEUE_NAME, RenderFailed
+    from studio.render.farm import QUEUE_NAME, RenderFailed
 
     workers, dispatcher, demo, short, _ = farm
     ledger = dispatcher.pipeline.ledger
@@ -387,7 +387,7 @@ def test_renders_lost_with_redis_data_are_reported_failed_never_dropped(farm, mo
 
 
 def test_queued_renders_survive_a_redis_restart(farm):
-    from studio.farm import QUEUE_NAME
+    from studio.render.farm import QUEUE_NAME
 
     workers, dispatcher, demo, short, _ = farm
     ledger = dispatcher.pipeline.ledger
@@ -411,7 +411,7 @@ def test_queued_renders_survive_a_redis_restart(farm):
 def test_cancel_from_the_web_page_stops_the_worker_and_delivers_nothing(farm, tmp_path):
     from gradio_client import Client, handle_file
 
-    from studio.app import build_app, launch
+    from studio.web.app import build_app, launch
     from studio_support import free_port
 
     workers, dispatcher, demo, _, _ = farm

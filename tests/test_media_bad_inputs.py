@@ -14,7 +14,7 @@ from PIL import Image
 
 from studio import media
 from studio.errors import StudioError
-from studio.media_errors import (
+from studio.media.errors import (
     EmptyVideo,
     ImageTooLarge,
     MediaFileMissing,

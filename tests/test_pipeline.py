@@ -16,7 +16,7 @@ import pytest
 
 from consent.errors import ConsentRevoked, LikenessMismatch, PurposeNotCovered
 from studio import media
-from studio.pipeline import RenderRequest
+from studio.render.pipeline import RenderRequest
 
 from studio_support import short_driving_clip, small_pipeline
 
@@ -156,7 +156,7 @@ def _unmarked_first(monkeypatch, failing_attempts):
 
 def _count_writers(monkeypatch):
     """Record every video writer the pipeline opens (each attempt that gets to encoding opens one)."""
-    import studio.pipeline as pipeline_module
+    import studio.render.pipeline as pipeline_module
 
     opened = []
     real = pipeline_module.media.VideoWriter
@@ -199,7 +199,7 @@ def test_a_render_that_does_not_read_back_is_rendered_again_under_a_new_id(studi
 
 
 def test_a_render_that_never_reads_back_is_refused_and_nothing_leaves(studio, monkeypatch):
-    from studio.pipeline import _MARK_ATTEMPTS, WatermarkNotConfirmed
+    from studio.render.pipeline import _MARK_ATTEMPTS, WatermarkNotConfirmed
 
     pipeline, demo, clip = studio
     before = set(pipeline.config.outputs_dir.iterdir())
@@ -229,8 +229,8 @@ def test_a_photo_the_mark_cannot_hold_on_is_refused_early_with_a_clear_message(s
     from PIL import Image
     from skimage import data
 
-    import studio.pipeline as pipeline_module
-    from studio.pipeline import _MARK_ATTEMPTS, WatermarkNotConfirmed
+    import studio.render.pipeline as pipeline_module
+    from studio.render.pipeline import _MARK_ATTEMPTS, WatermarkNotConfirmed
 
     pipeline, demo, clip = studio
     photo = np.asarray(Image.open(demo.photo).convert("RGB"))

@@ -124,7 +124,7 @@ def test_a_render_whose_signed_file_is_gone_is_recorded_lost(folder):
 
 def test_our_watermark_with_its_ledger_rows_deleted_does_not_pass_audit(folder, capsys):
     from studio.cli import main
-    from studio.pipeline import RenderRequest
+    from studio.render.pipeline import RenderRequest
 
     home, demo, clip, _ = folder
     pipeline = small_pipeline(home)
@@ -189,7 +189,7 @@ def test_a_render_whose_owner_was_killed_is_failed_at_the_next_start(folder):
 
 
 def test_a_lease_from_another_host_is_taken_over_only_when_its_heartbeat_is_stale(folder):
-    from studio.pipeline import RenderPipeline
+    from studio.render.pipeline import RenderPipeline
 
     home = folder[0]
     pipeline = small_pipeline(home)

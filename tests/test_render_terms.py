@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from studio import media
-from studio.pipeline import RenderRefused, RenderRequest
+from studio.render.pipeline import RenderRefused, RenderRequest
 
 from mp4_atoms import declare_duration
 from studio_support import short_driving_clip, small_pipeline
@@ -97,7 +97,7 @@ def test_a_clip_longer_than_its_header_says_stops_at_the_consented_duration(stud
 
 
 def test_a_clip_longer_than_its_header_says_stops_at_the_studio_limit(studio, lying_clip):
-    from studio.pipeline import RenderPipeline
+    from studio.render.pipeline import RenderPipeline
 
     pipeline, demo, _ = studio
     strict = RenderPipeline.from_config(pipeline.config, max_video_seconds=3.0)  # the demo consent allows 60 s
@@ -223,7 +223,7 @@ def test_the_web_label_checkbox_is_locked_on_when_the_credential_requires_it(stu
     # The real Gradio app over HTTP: picking a credential returns the checkbox's new state.
     from gradio_client import Client
 
-    from studio.app import build_app, launch
+    from studio.web.app import build_app, launch
     from studio_support import free_port
 
     pipeline, demo, _ = studio

@@ -20,7 +20,7 @@ def worker(
     loglevel: str = typer.Option("INFO", "--loglevel", help="Celery log level."),
 ) -> None:
     """Run a render worker: claims queued renders in the ledger, verifies consent again, renders."""
-    from studio.farm import QueueUnavailable, run_worker
+    from studio.render.farm import QueueUnavailable, run_worker
 
     config = get_config()
     if not config.broker_url:
@@ -35,8 +35,8 @@ def worker(
 @queue_app.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Renders waiting in the queue, running (with their lease) and done, per worker."""
-    from studio.farm import QueueUnavailable, queue_status
-    from studio.pipeline import RenderPipeline
+    from studio.render.farm import QueueUnavailable, queue_status
+    from studio.render.pipeline import RenderPipeline
 
     config = get_config()
     if not config.broker_url:
@@ -58,8 +58,8 @@ def reap(
     older_than: float = typer.Option(300.0, "--older-than", min=0, help="Only renders admitted at least this many seconds ago."),
 ) -> None:
     """Fail (with the reason) admitted renders that Redis no longer holds and no worker took."""
-    from studio.farm import QueueUnavailable, reap_lost
-    from studio.pipeline import RenderPipeline
+    from studio.render.farm import QueueUnavailable, reap_lost
+    from studio.render.pipeline import RenderPipeline
 
     config = get_config()
     if not config.broker_url:

@@ -19,8 +19,8 @@ def serve(
     demo: bool = typer.Option(False, "--demo/--no-demo", help="Create and print demo material and logins."),
 ) -> None:
     """Start the web studio (login required)."""
-    from studio.app import build_app, launch
-    from studio.pipeline import RenderPipeline
+    from studio.web.app import build_app, launch
+    from studio.render.pipeline import RenderPipeline
 
     config = get_config()
     pipeline = RenderPipeline.from_config(config)
@@ -58,7 +58,7 @@ def render(
     import shutil
 
     from models.animate import AnimationOptions
-    from studio.pipeline import RenderPipeline, RenderRequest
+    from studio.render.pipeline import RenderPipeline, RenderRequest
 
     config = get_config()
     pipeline = RenderPipeline.from_config(config)
@@ -75,7 +75,7 @@ def render(
         ),
         label_ai=label,
     )
-    from studio.farm import Farm, dispatcher_for
+    from studio.render.farm import Farm, dispatcher_for
 
     dispatcher = dispatcher_for(pipeline)
     if not wait:

@@ -84,7 +84,7 @@ if TYPE_CHECKING:
 
     from consent.credential import LikenessConsent
     from studio.config import StudioConfig
-    from studio.receipt import Receipt
+    from studio.render.receipt import Receipt
 
 log = logging.getLogger(__name__)
 _Clock = Callable[[], datetime]
@@ -688,7 +688,7 @@ class Ledger:
         The receipt's exact canonical bytes (``Receipt.text``) are stored and hashed, so the file
         the studio delivers hashes to the event's ``receipt_sha256``.
         """
-        from studio.receipt import Receipt
+        from studio.render.receipt import Receipt
 
         frozen = receipt if isinstance(receipt, Receipt) else Receipt.freeze(receipt)
         fields = frozen.fields

@@ -2,7 +2,7 @@
 
 Everything a user uploads passes through here before any model sees it, so this package
 is where hostile or merely odd files become either plain RGB arrays or one of the specific
-errors in :mod:`studio.media_errors` (re-exported here):
+errors in :mod:`studio.media.errors` (re-exported here):
 
 - ``read_image``: Pillow, declared size checked before decoding, EXIF orientation applied,
   every colour mode (CMYK, 16-bit, grayscale, palette, alpha) turned into 8-bit RGB;
@@ -30,7 +30,7 @@ from studio.media.limits import MAX_FPS, MAX_IMAGE_PIXELS, MAX_SIDE, MAX_VIDEO_S
 from studio.media.probe import VideoInfo, probe_video
 from studio.media.reader import VideoReader, luma_planes
 from studio.media.writer import VideoWriter, write_video
-from studio.media_errors import (
+from studio.media.errors import (
     EmptyVideo,
     ImageTooLarge,
     MediaError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from studio.media_errors import MediaFileMissing
+from studio.media.errors import MediaFileMissing
 
 _CHUNK = 1 << 20
 

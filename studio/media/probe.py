@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.media.limits import MAX_FPS, MAX_SIDE, MAX_VIDEO_SECONDS
-from studio.media_errors import (
+from studio.media.errors import (
     EmptyVideo,
     MediaFileMissing,
     NotAVideo,

@@ -26,7 +26,7 @@ from consent.errors import ConsentError
 from models.animate import AnimationOptions
 from models.errors import MotionError
 from studio.errors import USER_FACING
-from studio.pipeline import RenderPipeline, RenderRequest
+from studio.render.pipeline import RenderPipeline, RenderRequest
 from studio.users import Role, create_user, new_password, require_role
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ _LABEL_LOCKED = "Required by this credential (disclosure: label-as-ai-generated)
 def build_app(pipeline: RenderPipeline) -> gr.Blocks:
     ledger = pipeline.ledger
     config = pipeline.config
-    from studio.farm import dispatcher_for
+    from studio.render.farm import dispatcher_for
 
     dispatcher = dispatcher_for(pipeline)  # in this process, or on the render farm (STUDIO_BROKER_URL)
     exports = config.exports_dir  # owner-only; swept with the uploads (see _Sweeper)
@@ -597,7 +597,7 @@ def launch(demo: gr.Blocks, pipeline: RenderPipeline, *, host: str, port: int, b
     locked after repeated failures, hashed off the event loop, failures logged as counts)."""
     from starlette.middleware import Middleware
 
-    from studio.login import LoginGate, LoginGuard
+    from studio.web.login import LoginGate, LoginGuard
 
     guard = LoginGuard.from_config(pipeline.ledger, pipeline.config)
     atexit.register(guard.flush)  # the open window's failed logins, at shutdown

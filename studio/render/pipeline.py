@@ -11,7 +11,7 @@ studio's own limits are enforced again on the decoded frames (``media.DecodedLim
 whose header under-declares its length is stopped at the first frame past the limit and the
 render fails with that reason, delivering nothing.
 
-The receipt is frozen (``studio.receipt.Receipt``, RFC 8785 bytes) before the ledger commit; the
+The receipt is frozen (``studio.render.receipt.Receipt``, RFC 8785 bytes) before the ledger commit; the
 ledger hashes exactly those bytes and they are what ``<id>.receipt.json`` holds. Output is
 written to ``work/<render id>/`` and moved into ``outputs`` only after the ledger has committed
 the render, then marked delivered. Each open render holds a lease in the ledger (owner pid and
@@ -48,7 +48,7 @@ from studio import media
 from studio.config import StudioConfig
 from studio.errors import StudioError
 from studio.ledger.records import QUEUED_OWNER  # a render admitted for the farm and not yet claimed
-from studio.receipt import Receipt
+from studio.render.receipt import Receipt
 
 if TYPE_CHECKING:  # pragma: no cover
     from studio.ledger import Ledger
@@ -290,7 +290,7 @@ class RenderPipeline:
             if lease.render_id in _ACTIVE:
                 return True
         if lease.owner_host == QUEUED_OWNER and lease.owner_pid is None:
-            return True  # admitted for the farm, not yet claimed: the queue holds it (see studio.farm)
+            return True  # admitted for the farm, not yet claimed: the queue holds it (see studio.render.farm)
         age = (_utcnow() - lease.heartbeat_at).total_seconds()  # wall time, not the consent clock
         if age > self.lease_timeout_seconds:
             return False
@@ -366,7 +366,7 @@ class RenderPipeline:
         A failure before the render is opened is a refusal, logged and raised. In-process
         (``queued=False``) this process takes the render's lease at once; for the farm
         (``queued=True``) the render is opened without an owner, marked queued, and a worker
-        claims it (``studio.farm``).
+        claims it (``studio.render.farm``).
         """
         job = self._check(request, progress)
         render_id, payload = new_render_id()

@@ -30,7 +30,7 @@ from models.animate import AnimationOptions
 from studio.config import StudioConfig
 from studio.errors import StudioError
 from studio.ledger.records import QUEUED_OWNER
-from studio.pipeline import (
+from studio.render.pipeline import (
     ProgressCallback,
     RenderPipeline,
     RenderRefused,

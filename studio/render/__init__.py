@@ -1,0 +1,1 @@
+"""The write path: the one render entry point, its receipt and the render farm."""

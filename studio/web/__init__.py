@@ -1,0 +1,1 @@
+"""The Gradio web studio: login, layout and the role-checked handlers."""
