@@ -43,7 +43,7 @@ def _stage_medians(photo: np.ndarray, clip: np.ndarray) -> dict[str, float]:
     from models.animate import AnimationOptions
     from models.landmark.keypoints import MeshKeypoints, movement_scale, transfer, transfer_points
     from models.landmark.warp import DenseWarp
-    from models.landmark_animator import LandmarkAnimator
+    from models.landmark import LandmarkAnimator
 
     animator = LandmarkAnimator()
     options = AnimationOptions()
@@ -82,7 +82,7 @@ def main() -> None:
 
     from models.animate import AnimationOptions
     from models.face import FaceAnalyzer
-    from models.landmark_animator import LandmarkAnimator
+    from models.landmark import LandmarkAnimator
     from models.synthetic import MotionSpec, make_driving_clip
 
     astronaut = np.ascontiguousarray(data.astronaut())

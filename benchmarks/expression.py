@@ -57,7 +57,7 @@ class _Closest:
 
 
 def _animators(fomm: bool):
-    from models.landmark_animator import LandmarkAnimator
+    from models.landmark import LandmarkAnimator
 
     found = {"today": lambda: LandmarkAnimator(expressive=False), "new": lambda: LandmarkAnimator(),
              "new,closest": lambda: _Closest(LandmarkAnimator())}

@@ -17,3 +17,36 @@ class StudioError(Exception):
 
 
 USER_FACING: tuple[type[Exception], ...] = (StudioError, ConsentError, MotionError, WatermarkError)
+
+
+# ---------------------------------------------------------------- the render (studio.render)
+class RenderRefused(StudioError):
+    """The render was refused by a check of its terms (the reason is in the message)."""
+
+
+class LabelRequired(RenderRefused):
+    """The request drops the visible AI label that the consent credential requires."""
+
+
+class TermsExceeded(RenderRefused):
+    """The decoded frames went past the consent's duration or a studio limit; the render was stopped."""
+
+
+class InputsChanged(RenderRefused):
+    """A queued render's input files are not the bytes that were admitted for it."""
+
+
+class WatermarkNotConfirmed(StudioError):
+    """The output did not read back with its own watermark; nothing was delivered."""
+
+
+class ConsentRevokedDuringRender(StudioError):
+    """The credential was revoked while the render was running; the output was discarded."""
+
+
+class RenderCancelled(StudioError):
+    """Someone cancelled the render (it is failed in the ledger with who and when); nothing was delivered."""
+
+
+class UnknownAnimator(StudioError):
+    """The requested animator is not available in this studio."""

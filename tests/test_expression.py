@@ -17,7 +17,7 @@ import pytest
 from models import expression_metrics as em
 from models.face import FaceAnalyzer, eye_aperture
 from models.landmark.expression import MAX_PITCH, MAX_YAW, _rotation, head_turn, limit_turn
-from models.landmark_animator import LandmarkAnimator
+from models.landmark import LandmarkAnimator
 from models.synthetic import make_expression
 from studio_support import verified_consent
 

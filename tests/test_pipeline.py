@@ -199,7 +199,8 @@ def test_a_render_that_does_not_read_back_is_rendered_again_under_a_new_id(studi
 
 
 def test_a_render_that_never_reads_back_is_refused_and_nothing_leaves(studio, monkeypatch):
-    from studio.render.pipeline import _MARK_ATTEMPTS, WatermarkNotConfirmed
+    from studio.errors import WatermarkNotConfirmed
+    from studio.render.pipeline import _MARK_ATTEMPTS
 
     pipeline, demo, clip = studio
     before = set(pipeline.config.outputs_dir.iterdir())
@@ -230,7 +231,8 @@ def test_a_photo_the_mark_cannot_hold_on_is_refused_early_with_a_clear_message(s
     from skimage import data
 
     import studio.render.pipeline as pipeline_module
-    from studio.render.pipeline import _MARK_ATTEMPTS, WatermarkNotConfirmed
+    from studio.errors import WatermarkNotConfirmed
+    from studio.render.pipeline import _MARK_ATTEMPTS
 
     pipeline, demo, clip = studio
     photo = np.asarray(Image.open(demo.photo).convert("RGB"))
@@ -256,7 +258,7 @@ def test_a_photo_the_mark_cannot_hold_on_is_refused_early_with_a_clear_message(s
 
 
 def test_animator_cannot_run_without_verified_consent(astronaut):
-    from models.landmark_animator import LandmarkAnimator
+    from models.landmark import LandmarkAnimator
 
     with pytest.raises(TypeError):
         list(LandmarkAnimator().animate({"consent": "trust me"}, astronaut, [astronaut]))

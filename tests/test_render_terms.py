@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from studio import media
-from studio.render.pipeline import RenderRefused, RenderRequest
+from studio.errors import RenderRefused
+from studio.render.pipeline import RenderRequest
 
 from mp4_atoms import declare_duration
 from studio_support import short_driving_clip, small_pipeline

@@ -28,15 +28,10 @@ from typing import Any, Protocol
 
 from models.animate import AnimationOptions
 from studio.config import StudioConfig
-from studio.errors import StudioError
+from studio.errors import RenderRefused, StudioError
 from studio.ledger.records import QUEUED_OWNER
-from studio.render.pipeline import (
-    ProgressCallback,
-    RenderPipeline,
-    RenderRefused,
-    RenderRequest,
-    RenderResult,
-)
+from studio.render.pipeline import RenderPipeline
+from studio.render.types import ProgressCallback, RenderRequest, RenderResult
 
 log = logging.getLogger(__name__)
 

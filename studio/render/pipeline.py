@@ -1,15 +1,18 @@
 """The one render entry point: ``RenderPipeline.render(request, progress)``.
 
-Every frame the studio produces goes through here, in this order::
+Every frame the studio produces goes through here, one call per step::
 
-    1 read inputs -> 2 analyse the face -> 3 verify consent (this face, use, time)
-    -> 4 animate -> 5 watermark (and read it back) -> 6 encode + C2PA -> 7 ledger -> move into place
+    admit:    1 read and probe the inputs -> 2 analyse the face -> 3 verify consent (this face,
+              use, time; the label it requires) -> 4 open the render in the ledger (render.started)
+    produce:  5 animate, label, watermark, encode (``studio.render.loop``) -> 6 read the mark back
+              -> 7 sign C2PA -> 8 freeze the receipt -> 9 commit (render.finished) -> 10 deliver
 
 Refusals stop at step 3, before any animation, and are logged with their reason; so does a
 request that drops the visible label a credential requires. The consent's duration and the
 studio's own limits are enforced again on the decoded frames (``media.DecodedLimits``): a file
 whose header under-declares its length is stopped at the first frame past the limit and the
-render fails with that reason, delivering nothing.
+render fails with that reason, delivering nothing. The farm runs steps 1-4 on the web machine
+and 1-3 again, then 5-10, on a worker (``studio.render.farm``).
 
 The receipt is frozen (``studio.render.receipt.Receipt``, RFC 8785 bytes) before the ledger commit; the
 ledger hashes exactly those bytes and they are what ``<id>.receipt.json`` holds. Output is
@@ -23,7 +26,6 @@ and is otherwise recorded as ``render.lost``. Renders owned by live processes ar
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import secrets
@@ -31,39 +33,42 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 
 from consent.errors import ConsentError
 from consent.verify import ConsentRequest, VerifiedConsent, verify_consent
-from models.animate import AnimationOptions, Animator
+from models.animate import Animator
 from models.errors import MotionError
 from studio import media
 from studio.config import StudioConfig
-from studio.errors import StudioError
+from studio.errors import (
+    ConsentRevokedDuringRender,
+    InputsChanged,
+    LabelRequired,
+    StudioError,
+    UnknownAnimator,
+    WatermarkNotConfirmed,
+)
 from studio.ledger.records import QUEUED_OWNER  # a render admitted for the farm and not yet claimed
+from studio.render.confirm import ReadBack, read_back
+from studio.render.loop import Encoded, animate_label_mark_encode, stop_if_cancelled
 from studio.render.receipt import Receipt
+from studio.render.types import Admission, Job, ProgressCallback, RenderRequest, RenderResult, StageTimer
 
 if TYPE_CHECKING:  # pragma: no cover
     from studio.ledger import Ledger
 
+__all__ = ["Admission", "ProgressCallback", "RenderPipeline", "RenderRequest", "RenderResult", "new_render_id"]
+
 log = logging.getLogger(__name__)
 
-# progress(stage, done, total): total is None while unknown
-ProgressCallback = Callable[[str, int, "int | None"], None]
-
 _PAYLOAD_BITS = 48
-_CHUNK = 8  # frames per watermark/encode batch
-# Frames the read-back check has read when it asks the detector (the mark is in every frame):
-# an unaltered file reads from the first few without a search (the detector's untouched-geometry
-# stage), and more frames are read only if they do not.
-_CHECK_POINTS = (4, 16, 64)
 _MARK_ATTEMPTS = 3  # renders (each under a fresh render id) before a failed watermark check is final
 LEASE_TIMEOUT_SECONDS = 60.0  # an open render whose heartbeat is older than this has no live owner
 HEARTBEAT_SECONDS = 5.0  # how often a running render refreshes its heartbeat
@@ -74,97 +79,6 @@ _ACTIVE: set[str] = set()
 _ACTIVE_LOCK = threading.Lock()
 
 
-class RenderRefused(StudioError):
-    """The render was refused before any animation (the reason is in the message)."""
-
-
-class WatermarkNotConfirmed(StudioError):
-    """The encoded output did not read back with its own watermark; nothing was delivered."""
-
-
-class ConsentRevokedDuringRender(StudioError):
-    """The credential was revoked while the render was running; the output was discarded."""
-
-
-class RenderCancelled(StudioError):
-    """Someone cancelled the render (it is failed in the ledger with who and when); nothing was delivered."""
-
-
-class LabelRequired(RenderRefused):
-    """The request drops the visible AI label that the consent credential requires."""
-
-
-class TermsExceeded(RenderRefused):
-    """The decoded frames went past the consent's duration or a studio limit; the render was stopped."""
-
-
-class InputsChanged(RenderRefused):
-    """A queued render's input files are not the bytes that were admitted for it."""
-
-
-class UnknownAnimator(StudioError):
-    """The requested animator is not available in this studio."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class RenderRequest:
-    """What an operator asks for. Paths point at uploaded or local files."""
-
-    photo: Path
-    driving: Path
-    credential_id: str
-    purpose: str
-    project: str
-    operator: str
-    animator: str = "auto"  # "auto" | "landmark" | "fomm"
-    options: AnimationOptions = field(default_factory=AnimationOptions)
-    label_ai: bool | None = None  # None: follow the credential's disclosure commitment
-
-
-@dataclass(frozen=True)
-class RenderResult:
-    video_path: Path
-    receipt_path: Path
-    render_id: str
-    receipt: dict[str, Any]  # the delivered receipt's fields (its bytes are in receipt_path)
-    # Every stage's wall time, including those measured after the receipt was frozen (ledger).
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class StageTimer:
-    """Wall time per stage, reported in the receipt and by the benchmark."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def add(self, stage: str, seconds: float) -> None:
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
-
-
-@dataclass(frozen=True)
-class _Job:
-    """A verified request on its way through the render attempts (the same for each)."""
-
-    request: RenderRequest
-    verified: VerifiedConsent
-    animator: Animator
-    photo: np.ndarray
-    info: "media.VideoInfo"
-    inputs: dict[str, Any]
-    timer: StageTimer  # one for every attempt: the receipt's stage times are what the render cost in all
-    report: ProgressCallback
-    attempt: int = 1  # which render id of the request this is (1 to _MARK_ATTEMPTS)
-
-
-@dataclass(frozen=True)
-class Admission:
-    """An admitted render: consent verified, ``render.started`` committed under ``render_id``."""
-
-    job: _Job
-    render_id: str
-    payload: int
-
-
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -173,10 +87,6 @@ def new_render_id() -> tuple[str, int]:
     """A fresh render id and its 48-bit watermark payload (the id's first 12 hex digits)."""
     payload = secrets.randbits(_PAYLOAD_BITS)
     return f"{payload:012x}{secrets.token_hex(10)}", payload
-
-
-def payload_of(render_id: str) -> int:
-    return int(render_id[:12], 16)
 
 
 class RenderPipeline:
@@ -215,7 +125,7 @@ class RenderPipeline:
     def from_config(cls, config: StudioConfig, **options: Any) -> "RenderPipeline":
         """The studio's pipeline; ``options`` are passed to the constructor (limits, lease times)."""
         from models.face import FaceAnalyzer
-        from models.landmark_animator import LandmarkAnimator
+        from models.landmark import LandmarkAnimator
         from studio.identity import load_or_create_watermark_key
         from studio.ledger import Ledger
         from watermark.certs import StudioSigner
@@ -360,27 +270,41 @@ class RenderPipeline:
 
     def admit(
         self, request: RenderRequest, progress: ProgressCallback | None = None, *, queued: bool = False
-    ) -> "Admission":
-        """Steps 1-3 and ``render.started``: read, analyse, verify consent, then open the render.
+    ) -> Admission:
+        """Steps 1-4: read, analyse, verify consent, then open the render in the ledger.
 
         A failure before the render is opened is a refusal, logged and raised. In-process
         (``queued=False``) this process takes the render's lease at once; for the farm
         (``queued=True``) the render is opened without an owner, marked queued, and a worker
         claims it (``studio.render.farm``).
         """
-        job = self._check(request, progress)
+        job = self._check(request, progress)  # 1-3
         render_id, payload = new_render_id()
-        self._open(job, render_id, payload, queued=queued)
+        self._open(job, render_id, payload, queued=queued)  # 4
         return Admission(job=job, render_id=render_id, payload=payload)
 
-    def produce(self, admission: "Admission") -> RenderResult:
-        """Steps 4-7 of an admitted render this process holds the lease of; raises on failure."""
+    def readmit(self, request: RenderRequest, render_id: str, progress: ProgressCallback | None = None) -> Admission:
+        """Steps 1-3 again for a render admitted elsewhere and claimed by this process (a farm
+        worker), right before animating: the inputs must be the bytes admitted, and consent must
+        still hold now. A refusal closes the admitted render as refused (logged) and raises."""
+        record = self.ledger.find_render(render_id)
+        if record is None or record.status != "started":
+            from studio.ledger.errors import UnknownRender
+
+            raise UnknownRender("no admitted render in progress has this id")
+        job = self._check(replace(request, animator=str(record.inputs.get("animator", request.animator))), progress,
+                          admitted=(render_id, record.inputs))
+        return Admission(job=job, render_id=render_id, payload=int(record.inputs["payload"]))
+
+    def produce(self, admission: Admission) -> RenderResult:
+        """Steps 5-10 of an admitted render this process holds the lease of; raises on failure.
+
+        An attempt whose first marked frames or encoded file do not read back with its own mark
+        is discarded and logged as failed; the mark's strength on a given picture depends a
+        little on the payload (the render id), so it is rendered again under a fresh id (step 4
+        again), at most ``_MARK_ATTEMPTS`` times in all, before giving up.
+        """
         job = admission.job
-        # 4-7: animate, watermark, encode, confirm, sign, log. An attempt whose first marked
-        # frames or encoded file do not read back with its own mark is discarded and logged as
-        # failed; the mark's strength on a given picture depends a little on the payload (the
-        # render id), so it is rendered again under a fresh id, at most ``_MARK_ATTEMPTS`` times
-        # in all, before giving up.
         render_id, payload = admission.render_id, admission.payload
         for attempt in range(1, _MARK_ATTEMPTS + 1):
             try:
@@ -402,22 +326,10 @@ class RenderPipeline:
                            f"({attempt + 1} of {_MARK_ATTEMPTS})", 0, None)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def readmit(self, request: RenderRequest, render_id: str, progress: ProgressCallback | None = None) -> Admission:
-        """Steps 1-3 again for a render admitted elsewhere and claimed by this process (a farm
-        worker), right before animating: the inputs must be the bytes admitted, and consent must
-        still hold now. A refusal closes the admitted render as refused (logged) and raises."""
-        record = self.ledger.find_render(render_id)
-        if record is None or record.status != "started":
-            from studio.ledger.errors import UnknownRender
-
-            raise UnknownRender("no admitted render in progress has this id")
-        job = self._check(replace(request, animator=str(record.inputs.get("animator", request.animator))), progress,
-                          admitted=(render_id, record.inputs))
-        return Admission(job=job, render_id=render_id, payload=int(record.inputs["payload"]))
-
+    # ------------------------------------------------------------------ steps 1-4: admission
     def _check(
         self, request: RenderRequest, progress: ProgressCallback | None, *, admitted: tuple[str, dict] | None = None
-    ) -> _Job:
+    ) -> Job:
         """Steps 1-3: read, analyse, verify. Any failure here is a refusal: nothing is animated.
 
         ``admitted`` (render id, its started inputs): re-checking a render admitted before; the
@@ -427,26 +339,58 @@ class RenderPipeline:
         timer = StageTimer()
         inputs: dict[str, Any] = {"photo": None, "driving": None}
         try:
-            t0 = time.perf_counter()
+            photo, info = self._read_inputs(request, inputs, report, timer,  # 1
+                                            admitted=None if admitted is None else admitted[1])
+            embedding = self._analyse_face(request, photo, report, timer)  # 2
+            verified, animator = self._verify_consent(request, info, embedding, report, timer)  # 3
+        except (ConsentError, MotionError, StudioError) as exc:
+            self._log_refusal(request, exc, inputs, admitted_id=None if admitted is None else admitted[0])
+            raise
+        return Job(request, verified, animator, photo, info, inputs, timer, report)
+
+    def _read_inputs(
+        self, request: RenderRequest, inputs: dict[str, Any], report: ProgressCallback, timer: StageTimer,
+        *, admitted: dict | None,
+    ) -> tuple[np.ndarray, media.VideoInfo]:
+        """Step 1: hash both files (into ``inputs``), read the photo, probe the driving video."""
+        with timer.measure("read"):
             report("reading inputs", 0, None)
             inputs["photo"] = media.sha256_file(request.photo)
             inputs["driving"] = media.sha256_file(request.driving)
-            if admitted is not None and (admitted[1].get("photo"), admitted[1].get("driving")) != (
+            if admitted is not None and (admitted.get("photo"), admitted.get("driving")) != (
                 inputs["photo"], inputs["driving"]
             ):
                 raise InputsChanged("the input files are not the ones admitted for this render (their hashes differ)")
             photo = media.read_image(request.photo)
             info = media.probe_video(request.driving, max_duration_seconds=self.max_video_seconds)
-            timer.add("read", time.perf_counter() - t0)
+        return photo, info
 
-            t0 = time.perf_counter()
+    def _analyse_face(self, request: RenderRequest, photo: np.ndarray, report: ProgressCallback,
+                      timer: StageTimer) -> Any:
+        """Step 2: find the face to animate; its embedding (None where the analyser has none)."""
+        with timer.measure("face"):
             report("analysing the face", 0, None)
             face = self.face_analyzer().analyze(photo, face_index=request.options.face_index)
-            timer.add("face", time.perf_counter() - t0)
+        return face.embedding
 
-            t0 = time.perf_counter()
+    def _verify_consent(
+        self, request: RenderRequest, info: media.VideoInfo, embedding: Any, report: ProgressCallback,
+        timer: StageTimer,
+    ) -> tuple[VerifiedConsent, Animator]:
+        """Step 3: consent for this face, use, duration and time; the label it requires; the animator."""
+        with timer.measure("consent"):
             report("verifying consent", 0, None)
-            verified = self._verify(request, duration=info.duration_seconds, embedding=face.embedding)
+            credential = self.ledger.get_credential(request.credential_id)
+            verified = verify_consent(
+                credential,
+                request=ConsentRequest(purpose=request.purpose, project=request.project,
+                                       duration_seconds=info.duration_seconds),
+                trust=self.ledger.trust(),
+                status=self.ledger.revocation_status(),
+                likeness=None if embedding is None else [float(v) for v in embedding],
+                now=self._clock(),
+                max_distance_ceiling=self.config.max_face_distance,
+            )
             if verified.credential.disclosure_required and request.label_ai is False:
                 raise LabelRequired(
                     "the consent credential requires a visible \"AI-generated\" label on every frame "
@@ -454,23 +398,25 @@ class RenderPipeline:
                     "render with the label instead"
                 )
             animator = self._animator(request.animator)
-            timer.add("consent", time.perf_counter() - t0)
-        except (ConsentError, MotionError, StudioError) as exc:
-            if admitted is not None:
-                self.ledger.refuse_started(render_id=admitted[0], reason=exc.user_message(), error=type(exc).__name__)
-                raise
-            self.ledger.render_refused(
-                operator=request.operator,
-                credential_id=request.credential_id,
-                reason=exc.user_message(),
-                error=type(exc).__name__,
-                inputs={k: v for k, v in inputs.items() if v},
-            )
-            raise
-        return _Job(request, verified, animator, photo, info, inputs, timer, report)
+        return verified, animator
 
-    def _open(self, job: _Job, render_id: str, payload: int, *, queued: bool) -> None:
-        """``render.started`` for ``render_id``, its lease held by this process (or queued)."""
+    def _log_refusal(self, request: RenderRequest, exc: Exception, inputs: dict[str, Any], *,
+                     admitted_id: str | None) -> None:
+        """A refusal at steps 1-3 in the ledger: a new ``render.refused``, or the admitted render closed as refused."""
+        reason = exc.user_message()  # type: ignore[attr-defined]
+        if admitted_id is not None:
+            self.ledger.refuse_started(render_id=admitted_id, reason=reason, error=type(exc).__name__)
+            return
+        self.ledger.render_refused(
+            operator=request.operator,
+            credential_id=request.credential_id,
+            reason=reason,
+            error=type(exc).__name__,
+            inputs={k: v for k, v in inputs.items() if v},
+        )
+
+    def _open(self, job: Job, render_id: str, payload: int, *, queued: bool) -> None:
+        """Step 4: ``render.started`` for ``render_id``, its lease held by this process (or queued)."""
         request = job.request
         if not queued:
             with _ACTIVE_LOCK:
@@ -484,7 +430,7 @@ class RenderPipeline:
                 project=request.project,
                 inputs={**job.inputs, "animator": job.animator.name, "payload": payload,
                         "label_required": job.verified.credential.disclosure_required,
-                        "label_applied": _label_of(job)},
+                        "label_applied": job.label},
                 owner_pid=None if queued else os.getpid(),
                 owner_host=QUEUED_OWNER if queued else socket.gethostname(),
             )
@@ -507,7 +453,8 @@ class RenderPipeline:
         """Whether the holder of ``lease`` (a ``studio.ledger.RenderLease``) may still be running it."""
         return self._owner_alive(lease)
 
-    def _attempt(self, job: _Job, render_id: str, payload: int) -> RenderResult:
+    # ------------------------------------------------------------------ steps 5-10: production
+    def _attempt(self, job: Job, render_id: str, payload: int) -> RenderResult:
         """One render under ``render_id`` (opened, its lease ours): finished or failed in the ledger."""
         heartbeat = _Heartbeat(self.ledger, render_id, every=self.heartbeat_seconds)
         try:
@@ -530,189 +477,108 @@ class RenderPipeline:
             with _ACTIVE_LOCK:
                 _ACTIVE.discard(render_id)
 
-    def _verify(self, request: RenderRequest, *, duration: float, embedding: Any) -> VerifiedConsent:
-        credential = self.ledger.get_credential(request.credential_id)
-        return verify_consent(
-            credential,
-            request=ConsentRequest(purpose=request.purpose, project=request.project, duration_seconds=duration),
-            trust=self.ledger.trust(),
-            status=self.ledger.revocation_status(),
-            likeness=None if embedding is None else [float(v) for v in embedding],
-            now=self._clock(),
-            max_distance_ceiling=self.config.max_face_distance,
-        )
-
     def _produce(
-        self, job: _Job, render_id: str, payload: int, job_dir: Path, *, cancelled: Callable[[], str | None] = lambda: None
+        self, job: Job, render_id: str, payload: int, job_dir: Path, *, cancelled: Callable[[], str | None] = lambda: None
     ) -> RenderResult:
+        """Steps 5-10 of one attempt, one call each; the output stays in ``job_dir`` until step 10."""
         from watermark import Watermarker
-        from watermark.provenance import read_manifest, sign_mp4
 
-        request, verified, animator, photo, info = job.request, job.verified, job.animator, job.photo, job.info
-        inputs, timer, report = job.inputs, job.timer, job.report
         # The log as of this render's start, signed: an auditor holding the receipt detects a rollback.
         ledger_checkpoint = self.ledger.signed_checkpoint().to_note()
-
         marker = Watermarker(self.watermark_key)
-        label = _label_of(job)  # the same decision render.started recorded
-        total = info.frame_count
-        encoded = job_dir / "encoded.mp4"
+
+        # 5: animate, label, watermark and encode, streaming in small batches.
+        encoded = animate_label_mark_encode(job, marker=marker, payload=payload, out=job_dir / "encoded.mp4",
+                                            max_video_seconds=self.max_video_seconds, cancelled=cancelled)
+        for stage, seconds in encoded.stage_seconds.items():
+            job.timer.add(stage, seconds)
+        # 6: the delivered bytes must carry the mark: decode the encoded file and detect.
+        mark = self._read_back_mark(job, marker, encoded, payload)
+        # 7: the C2PA manifest, signed.
         signed = job_dir / "signed.mp4"
+        manifest_status = self._sign_c2pa(job, render_id, payload, encoded.path, signed, ledger_checkpoint)
+        with job.timer.measure("ledger"):
+            self._last_checks(job, render_id, cancelled)
+            # 8: the receipt, frozen before the commit: the ledger hashes these bytes and they are delivered.
+            receipt = self._freeze_receipt(job, render_id, payload, signed, encoded.frames, mark, manifest_status,
+                                           ledger_checkpoint)
+            receipt_tmp = job_dir / "receipt.json"
+            receipt_tmp.write_bytes(receipt.text)
+            # 9: commit. From here a crash leaves a finished, undelivered render that recover() settles.
+            self.ledger.render_finished(render_id=render_id, receipt=receipt)
+        # 10: move video and receipt into outputs/, mark delivered.
+        return self._deliver(job, render_id, signed, receipt_tmp, receipt, encoded.frames)
 
-        # 4-6a: animate, label, watermark and encode, streaming in small batches.
-        options = request.options
-        # The consent's duration and the studio's limits hold on the decoded frames, not the header.
-        if verified.credential.max_duration_seconds <= self.max_video_seconds:
-            limits = media.DecodedLimits(seconds=verified.credential.max_duration_seconds, seconds_source="the consent")
-        else:
-            limits = media.DecodedLimits(seconds=self.max_video_seconds, seconds_source="the studio's limit")
-        driving = media.VideoReader(request.driving, max_duration_seconds=self.max_video_seconds, limits=limits)
-        frames = _stop_past_limits(animator.animate(
-            verified,
-            photo,
-            driving,
-            options=options,
-            progress=lambda done, n: report("animating", done, n or total),
-            total_frames=total,
-        ))
-        writer: media.VideoWriter | None = None
-        embedder = None
-        written = 0
-        t_first_check = 0.0
-        t_anim = t_label = t_mark = t_enc = 0.0
-        try:
-            for batch, produce_seconds in _timed_batches(frames, _CHUNK):
-                _stop_if_cancelled(cancelled)
-                t_anim += produce_seconds
-                if label:
-                    t0 = time.perf_counter()
-                    for frame in batch:  # the batch is ours: label it in place
-                        draw_ai_label(frame, out=frame)
-                    t_label += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                if embedder is None:
-                    embedder = marker.embedder(batch.shape[1], batch.shape[2], payload)
-                marked = embedder.embed(batch, out=batch)  # the batch is ours: mark it in place
-                t_mark += time.perf_counter() - t0
-                if written == 0:
-                    # Does the mark hold on this picture at all? A photo that is fine texture
-                    # everywhere (grass, gravel) behind the face can leave it too little room even
-                    # before encoding; stop here rather than animate the whole clip for nothing.
-                    t0 = time.perf_counter()
-                    first = marker.accumulator()
-                    # Luma at full size first (one SIMD pass), then the detector's own shrink of a
-                    # luma plane: 30 % cheaper at 1080p than shrinking the RGB frames.
-                    first.add_luma(np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in marked]))
-                    holds = first.confirms(payload)
-                    t_first_check = time.perf_counter() - t0
-                    if not holds:
-                        raise WatermarkNotConfirmed(
-                            "the first frames did not read back with their watermark (before encoding); "
-                            "the render was stopped and nothing was delivered"
-                        )
-                t0 = time.perf_counter()
-                if writer is None:
-                    writer = media.VideoWriter(
-                        encoded, fps=info.fps, width=batch.shape[2], height=batch.shape[1], audio_from=request.driving
-                    )
-                writer.write(marked)
-                t_enc += time.perf_counter() - t0
-                written += len(batch)
-            if writer is None:
-                raise StudioError("the driving video produced no frames")
-            t0 = time.perf_counter()
-            writer.close()
-            t_enc += time.perf_counter() - t0
-        except BaseException:
-            if writer is not None:
-                writer.abort()  # closes the encoder and deletes the partial file
-            raise
-        timer.add("animate", t_anim)
-        if label:
-            timer.add("label", t_label)
-        timer.add("watermark", t_mark)
-        timer.add("encode", t_enc)
-
-        # 5b: the delivered bytes must carry the mark: decode the encoded file and detect.
+    def _read_back_mark(self, job: Job, marker: Any, encoded: Encoded, payload: int) -> ReadBack:
+        """Step 6: the encoded file reads back with ``payload``, or ``WatermarkNotConfirmed``."""
         t0 = time.perf_counter()
-        report("confirming the watermark", 0, None)
-        acc = marker.accumulator()
-        # The detector reads brightness at ~320 px, so the read-back takes the decoder's luma
-        # plane as it is (no colour conversion, no second probe of a file written just now) and
-        # stops early; it still reads the delivered bytes. The first frames almost always
-        # suffice; more are read only if they do not.
-        checked, detection = 0, None
-        for plane in media.luma_planes(encoded):
-            acc.add_luma(plane)
-            checked += 1
-            if checked in _CHECK_POINTS:
-                detection = acc.result()
-                if detection.payload == payload or checked == _CHECK_POINTS[-1]:
-                    break
-                detection = None  # read on
-        if detection is None:
-            detection = acc.result()  # a clip shorter than the next check point
-        timer.add("watermark_check", time.perf_counter() - t0 + t_first_check)
-        if detection.payload != payload:
-            raise WatermarkNotConfirmed("the rendered video did not read back with its watermark; it was discarded")
+        job.report("confirming the watermark", 0, None)
+        mark = read_back(marker, encoded.path, payload)
+        job.timer.add("watermark_check", time.perf_counter() - t0 + encoded.first_check_seconds)
+        return mark
 
-        # 6b: C2PA manifest.
-        t0 = time.perf_counter()
-        report("signing provenance", 0, None)
-        sign_mp4(
-            encoded,
-            signed,
-            signer=self.signer,
-            render_id=render_id,
-            consent_id=verified.credential.credential_id,
-            watermark_payload=payload,
-            ledger_checkpoint=ledger_checkpoint,  # the file itself proves the log it was made in
-        )
-        manifest = read_manifest(signed, trust_anchor_pem=self.signer.trust_anchor_pem)
-        timer.add("provenance", time.perf_counter() - t0)
+    def _sign_c2pa(self, job: Job, render_id: str, payload: int, encoded: Path, signed: Path,
+                   ledger_checkpoint: str) -> str:
+        """Step 7: ``signed`` = ``encoded`` with the studio's C2PA manifest; the manifest's status as read back."""
+        from watermark.provenance import read_manifest, sign_mp4
 
-        # 7: last revocation and cancel checks, ledger commit, then move into place.
-        t0 = time.perf_counter()
-        _stop_if_cancelled(lambda: cancelled() or self.ledger.cancel_requested(render_id))
-        if self.ledger.revocation_status().is_revoked(verified.credential.credential_id):
+        with job.timer.measure("provenance"):
+            job.report("signing provenance", 0, None)
+            signer = self.signer
+            sign_mp4(
+                encoded,
+                signed,
+                signer=signer,
+                render_id=render_id,
+                consent_id=job.verified.credential.credential_id,
+                watermark_payload=payload,
+                ledger_checkpoint=ledger_checkpoint,  # the file itself proves the log it was made in
+            )
+            return read_manifest(signed, trust_anchor_pem=signer.trust_anchor_pem).status
+
+    def _last_checks(self, job: Job, render_id: str, cancelled: Callable[[], str | None]) -> None:
+        """Right before the commit: nobody cancelled the render and the credential is not revoked."""
+        stop_if_cancelled(lambda: cancelled() or self.ledger.cancel_requested(render_id))
+        if self.ledger.revocation_status().is_revoked(job.verified.credential.credential_id):
             raise ConsentRevokedDuringRender("the consent credential was revoked during the render; output discarded")
-        fields = {
+
+    def _freeze_receipt(self, job: Job, render_id: str, payload: int, signed: Path, frames: int, mark: ReadBack,
+                        manifest_status: str, ledger_checkpoint: str) -> Receipt:
+        """Step 8: the receipt's fields in their one canonical byte form."""
+        request, verified = job.request, job.verified
+        return Receipt.freeze({
             "render_id": render_id,
             "credential_id": verified.credential.credential_id,
             "subject": verified.credential.subject_name,
             "operator": request.operator,
             "purpose": request.purpose,
             "project": request.project,
-            "animator": animator.name,
-            "options": asdict(options),
-            "ai_label": bool(label),
+            "animator": job.animator.name,
+            "options": asdict(request.options),
+            "ai_label": job.label,
             "ai_label_required": bool(verified.credential.disclosure_required),
-            "inputs": {"photo_sha256": inputs["photo"], "driving_sha256": inputs["driving"]},
+            "inputs": {"photo_sha256": job.inputs["photo"], "driving_sha256": job.inputs["driving"]},
             "output_sha256": media.sha256_file(signed),
-            "frames": written,
-            "fps": info.fps,
+            "frames": frames,
+            "fps": job.info.fps,
             "watermark_payload": payload,
-            "watermark": {"payload": f"{payload:012x}", "confidence": float(detection.confidence),
-                          "frames_checked": checked},
-            "manifest": {"status": manifest.status},
+            "watermark": {"payload": f"{payload:012x}", "confidence": mark.confidence,
+                          "frames_checked": mark.frames_checked},
+            "manifest": {"status": manifest_status},
             "likeness_distance": verified.likeness_distance,
             "consent_verified_at": verified.verified_at.isoformat(),
             "finished_at": self._clock().isoformat(),
-            "stage_seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
+            "stage_seconds": job.timer.rounded(),  # up to here: the ledger commit is not in the receipt
             # Render ids tried for this request (the earlier ones are failed renders in the
             # ledger); stage_seconds above add up every attempt's stages.
             "attempts": job.attempt,
             "ledger_checkpoint": ledger_checkpoint,
-        }
-        # Frozen before the commit: the ledger hashes these bytes and they are what is delivered.
-        receipt = Receipt.freeze(fields)
-        receipt_tmp = job_dir / "receipt.json"
-        receipt_tmp.write_bytes(receipt.text)
-        self.ledger.render_finished(render_id=render_id, receipt=receipt)
-        timer.add("ledger", time.perf_counter() - t0)
+        })
 
-        # Committed: from here a crash leaves a finished, undelivered render that recover() settles.
-        report("delivering", written, written)
+    def _deliver(self, job: Job, render_id: str, signed: Path, receipt_tmp: Path, receipt: Receipt,
+                 frames: int) -> RenderResult:
+        """Step 10: move the committed video and receipt into ``outputs/`` and mark the render delivered."""
+        job.report("delivering", frames, frames)
         out = self.config.outputs_dir / f"{render_id}.mp4"
         receipt_path = self.config.outputs_dir / f"{render_id}.receipt.json"
         os.replace(signed, out)
@@ -721,31 +587,11 @@ class RenderPipeline:
             self.ledger.render_delivered(render_id=render_id)
         except StudioError:  # delivered all the same; the next start sees the file in place and marks it
             log.warning("render %s: delivered, but the delivery mark was not written", render_id, exc_info=True)
-        stage_seconds = {k: round(v, 3) for k, v in timer.seconds.items()}
-        log.info("render %s delivered: %d frames; stage seconds %s", render_id, written, stage_seconds)
-        report("done", written, written)
+        stage_seconds = job.timer.rounded()
+        log.info("render %s delivered: %d frames; stage seconds %s", render_id, frames, stage_seconds)
+        job.report("done", frames, frames)
         return RenderResult(video_path=out, receipt_path=receipt_path, render_id=render_id, receipt=receipt.fields,
                             stage_seconds=stage_seconds)
-
-
-def _label_of(job: _Job) -> bool:
-    """Whether this render carries the visible AI label (a required one is never dropped: see render())."""
-    required = job.verified.credential.disclosure_required
-    return required or bool(job.request.label_ai)
-
-
-def _stop_past_limits(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-    """``frames``; a decoded frame past the consent's or studio's limits stops the render as a refusal."""
-    try:
-        yield from frames
-    except media.VideoExceedsLimit as exc:
-        raise TermsExceeded(f"{exc.user_message()} The render was stopped and nothing was delivered.") from exc
-
-
-def _stop_if_cancelled(cancelled: Callable[[], str | None]) -> None:
-    who = cancelled()
-    if who is not None:
-        raise RenderCancelled(f"the render was cancelled by {who}; nothing was delivered")
 
 
 class _Heartbeat:
@@ -808,33 +654,3 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
-
-def _timed_batches(frames: Iterable[np.ndarray], n: int) -> Iterator[tuple[np.ndarray, float]]:
-    """``(<=n, H, W, 3)`` batches of ``frames`` and the seconds spent producing each one."""
-    it = iter(frames)
-    while True:
-        t0 = time.perf_counter()
-        batch = list(itertools.islice(it, n))
-        elapsed = time.perf_counter() - t0
-        if not batch:
-            return
-        yield np.stack(batch), elapsed
-
-
-def draw_ai_label(frame: np.ndarray, text: str = "AI-generated", *, out: np.ndarray | None = None) -> np.ndarray:
-    """A visible disclosure label in the bottom-left corner, sized to the frame (``out=frame``: in place)."""
-    import cv2
-
-    out = frame.copy() if out is None else out
-    h, w = out.shape[:2]
-    scale = max(0.35, min(w, h) / 640)
-    thickness = max(1, int(round(scale * 1.6)))
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    pad = max(3, int(6 * scale))
-    x0, y1 = pad, h - pad
-    y0 = y1 - th - base - 2 * pad
-    box = out[max(0, y0) : y1, x0 : x0 + tw + 2 * pad]
-    box[:] = (box.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken behind the text
-    cv2.putText(out, text, (x0 + pad, y1 - pad - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
-    return out
