@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from studio.errors import StudioError
 
@@ -107,3 +107,21 @@ def _read_watermark_key(path: Path) -> bytes:
     if len(data) != _WATERMARK_KEY_BYTES:
         raise StudioKeyError(f"the watermark key file must hold exactly {_WATERMARK_KEY_BYTES} bytes")
     return data
+
+
+def load_c2pa_signer(config: StudioConfig) -> Any:
+    """The studio's C2PA signer (``watermark.certs.StudioSigner``) from ``<home>/c2pa``, made on
+    first use. Only a process that signs calls this: a farm's web machine needs no C2PA key.
+    An exclusive lock on the folder makes workers that start together agree on one key."""
+    import fcntl
+
+    from watermark.certs import StudioSigner
+
+    folder = config.home / "c2pa"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return StudioSigner.load_or_create(folder)
+    finally:
+        os.close(fd)  # closing releases the lock

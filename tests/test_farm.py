@@ -205,7 +205,7 @@ def test_a_credential_revoked_while_its_render_is_queued_is_refused_on_the_worke
     finally:
         _resume(workers, dispatcher)
 
-    from studio.render.pipeline import RenderRefused
+    from studio.errors import RenderRefused
 
     with pytest.raises(RenderRefused) as refused:
         dispatcher.wait(render_id, timeout=120)
@@ -267,7 +267,7 @@ def test_inputs_swapped_on_the_shared_folder_after_admission_are_refused(farm, a
     finally:
         _resume(workers, dispatcher)
 
-    from studio.render.pipeline import RenderRefused
+    from studio.errors import RenderRefused
 
     with pytest.raises(RenderRefused, match="not the ones admitted"):
         dispatcher.wait(render_id, timeout=120)
@@ -462,6 +462,55 @@ def test_cancel_from_the_web_page_stops_the_worker_and_delivers_nothing(farm, tm
     assert ledger.verify().ok
 
 
+def test_ctrl_c_on_render_wait_cancels_the_render_on_the_worker(farm, tmp_path):
+    # `avatar-studio render` (waiting, the default on the farm) gets a real SIGINT while a worker
+    # animates its render: the CLI asks the ledger to cancel it, as the web page's Cancel does,
+    # says so and exits non-zero; the worker stops and delivers nothing.
+    import subprocess
+    import sys
+
+    workers, dispatcher, demo, _, _ = farm
+    ledger = dispatcher.pipeline.ledger
+    long = short_driving_clip(tmp_path / "longer.mp4", _astronaut(), frames=200)
+    out = tmp_path / "never.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "studio.cli", "render", "--credential", demo.credential_id, "--photo", str(demo.photo),
+         "--driving", str(long), "--purpose", "education", "--project", "Orbit (demo documentary)",
+         "--operator", "cli-ctrl-c", "--out", str(out)],
+        env=workers.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        render_id = None
+        while render_id is None:  # until a worker animates it
+            for lease in ledger.render_leases():
+                if ledger.find_render(lease.render_id).operator == "cli-ctrl-c" and any(
+                        (w.work_dir / lease.render_id / "encoded.mp4").exists() for w in workers.workers):
+                    render_id = lease.render_id
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no worker started the render"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert f"cancel requested for render {render_id}; nothing will be delivered" in stderr.decode()
+    deadline = time.monotonic() + 30
+    while ledger.find_render(render_id).status == "started":
+        assert time.monotonic() < deadline, "the worker did not stop"
+        time.sleep(0.1)
+    record = ledger.find_render(render_id)
+    assert record.status == "failed" and record.error == "RenderCancelled" and "cli-ctrl-c" in record.failure_reason
+    (asked,) = _events(ledger, "render.cancel_requested", render_id)
+    assert asked.actor == "cli-ctrl-c"
+    assert not _events(ledger, "render.finished", render_id) and not out.exists()
+    assert not [p for p in dispatcher.pipeline.config.outputs_dir.iterdir() if p.name.startswith(render_id)]
+    assert ledger.verify().ok
+
+
 def test_a_worker_killed_mid_render_is_taken_over_and_delivers_one_output(farm):
     workers, dispatcher, demo, _, long = farm
     pipeline = dispatcher.pipeline
@@ -495,3 +544,27 @@ def test_a_worker_killed_mid_render_is_taken_over_and_delivers_one_output(farm):
     assert "animating" in stages  # the new worker's progress reached the waiting caller
     assert ledger.verify().ok
     workers.start_worker(victim.name)  # for any later test
+
+
+def test_a_web_only_machine_starts_without_the_c2pa_signing_key(tmp_path):
+    # A farm's web machine never signs: it admits renders and audits files. Given only the
+    # public root certificate of the shared c2pa/ folder, it builds the studio without reading
+    # or creating any C2PA private key, and audits against that root.
+    from watermark.certs import StudioSigner
+
+    shared = tmp_path / "signing-machine" / "c2pa"
+    real = StudioSigner.load_or_create(shared)  # made where signing happens (a worker)
+    home = tmp_path / "web"
+    (home / "c2pa").mkdir(parents=True, mode=0o700)
+    (home / "c2pa" / "ca.pem").write_bytes((shared / "ca.pem").read_bytes())  # public: no key
+
+    config = StudioConfig(home=home, broker_url="redis://127.0.0.1:9/0")  # no Redis needed to start
+    pipeline = RenderPipeline.from_config(config)
+    try:
+        from studio.web.app import build_app
+
+        build_app(pipeline)
+        assert sorted(p.name for p in (home / "c2pa").iterdir()) == ["ca.pem"]  # no key read, none made
+        assert pipeline.trust_anchor_pem == real.trust_anchor_pem
+    finally:
+        pipeline.ledger.close()

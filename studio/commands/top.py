@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from studio.commands._common import echo, get_config
+
+if TYPE_CHECKING:  # pragma: no cover
+    from studio.render.farm import Farm
+    from studio.render.types import RenderRequest, RenderResult
 
 users_app = typer.Typer(no_args_is_help=True, help="Studio accounts and roles.")
 
@@ -84,7 +88,10 @@ def render(
         echo(f"queued render {dispatcher.submit(request)}")
         return
     with _Progress() as progress:
-        result = dispatcher.render(request, progress=progress)
+        if isinstance(dispatcher, Farm):
+            result = _render_on_farm(dispatcher, request, progress)
+        else:
+            result = dispatcher.render(request, progress=progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(result.video_path, out)
     shutil.copyfile(result.receipt_path, out.with_suffix(".receipt.json"))
@@ -92,6 +99,24 @@ def render(
     echo(f"  video:    {out}")
     echo(f"  receipt:  {out.with_suffix('.receipt.json')}")
     echo(f"  watermark payload {result.receipt['watermark']['payload']}, C2PA {result.receipt['manifest']['status']}")
+
+
+def _render_on_farm(farm: "Farm", request: "RenderRequest", progress: "_Progress") -> "RenderResult":
+    """Queue ``request`` and wait for it. Ctrl+C asks the ledger to cancel the render, as the web
+    page's Cancel does (a queued one is failed at once; a running one stops at its next batch
+    of frames, delivering nothing), says so, and exits with code 130."""
+    render_id = farm.submit(request, progress)
+    try:
+        return farm.wait(render_id, progress)
+    except KeyboardInterrupt:
+        outcome = farm.pipeline.ledger.request_cancel(render_id, actor=request.operator)
+        typer.echo("", err=True)
+        if outcome == "done":
+            typer.echo(f"interrupted: render {render_id} had already ended; see `avatar-studio log`", err=True)
+        else:
+            typer.echo(f"interrupted: cancel {'done' if outcome == 'cancelled' else 'requested'} for render "
+                       f"{render_id}; nothing will be delivered", err=True)
+        raise typer.Exit(130) from None
 
 
 class _Progress:
@@ -173,11 +198,7 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("render")(render)
     app.add_typer(users_app, name="users")
-    from studio.commands import farm
+    from studio.commands import db, farm
 
     farm.register(app)
-    try:
-        from studio.commands import db
-    except ImportError:  # pragma: no cover - until the db group exists
-        return
     app.add_typer(db.app, name="db", help="Database migrations.")

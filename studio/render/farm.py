@@ -133,7 +133,7 @@ def _worker_pipeline() -> RenderPipeline:
     with _WORKER_LOCK:
         pipeline = _WORKER.get("pipeline")
         if pipeline is None or _WORKER.get("pid") != os.getpid():
-            pipeline = RenderPipeline.from_config(_WORKER.get("config") or StudioConfig.from_env())
+            pipeline = RenderPipeline.from_config(_WORKER.get("config") or StudioConfig.from_env(), signs=True)
             _WORKER.update(pipeline=pipeline, pid=os.getpid())
         return pipeline
 
@@ -488,6 +488,10 @@ def run_worker(config: StudioConfig, *, concurrency: int = 1, name: str | None =
     _WORKER["config"] = config
     if concurrency == 1:
         _worker_pipeline()
+    else:  # the pool's pipelines load it again after the fork; this fails at start if it is unusable
+        from studio.identity import load_c2pa_signer
+
+        load_c2pa_signer(config)
     app.worker_main([
         "worker",
         f"--concurrency={concurrency}",

@@ -98,7 +98,8 @@ class RenderPipeline:
         config: StudioConfig,
         ledger: "Ledger",
         watermark_key: bytes,
-        signer: Any,
+        signer: Any = None,
+        load_signer: Callable[[], Any] | None = None,
         animators: dict[str, Callable[[], Animator]],
         face_analyzer: Callable[[], Any],
         clock: Callable[[], datetime] = _utcnow,
@@ -109,7 +110,11 @@ class RenderPipeline:
         self.config = config
         self.ledger = ledger
         self.watermark_key = watermark_key
-        self.signer = signer
+        if (signer is None) == (load_signer is None):
+            raise TypeError("give the C2PA signer or a function that loads it (not both)")
+        self._signer = signer
+        self._load_signer = load_signer
+        self._signer_lock = threading.Lock()
         self._animator_factories = animators
         self._face_analyzer_factory = face_analyzer
         self._clock = clock
@@ -122,13 +127,18 @@ class RenderPipeline:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_config(cls, config: StudioConfig, **options: Any) -> "RenderPipeline":
-        """The studio's pipeline; ``options`` are passed to the constructor (limits, lease times)."""
+    def from_config(cls, config: StudioConfig, *, signs: bool | None = None, **options: Any) -> "RenderPipeline":
+        """The studio's pipeline; ``options`` are passed to the constructor (limits, lease times).
+
+        ``signs``: whether this process renders (and so signs C2PA manifests) from the start:
+        its signer is loaded now, and a missing or unreadable key fails here. Default: yes
+        without a render farm; with one (``STUDIO_BROKER_URL``) the web machine only admits
+        and audits, so the signer is loaded on first use and the C2PA key is never needed.
+        """
         from models.face import FaceAnalyzer
         from models.landmark import LandmarkAnimator
-        from studio.identity import load_or_create_watermark_key
+        from studio.identity import load_c2pa_signer, load_or_create_watermark_key
         from studio.ledger import Ledger
-        from watermark.certs import StudioSigner
 
         ledger = Ledger.from_config(config)
         animators: dict[str, Callable[[], Animator]] = {"landmark": LandmarkAnimator}
@@ -145,7 +155,8 @@ class RenderPipeline:
             config=config,
             ledger=ledger,
             watermark_key=load_or_create_watermark_key(config),
-            signer=StudioSigner.load_or_create(config.home / "c2pa"),
+            **({"signer": load_c2pa_signer(config)} if (signs if signs is not None else not config.broker_url)
+               else {"load_signer": lambda: load_c2pa_signer(config)}),
             animators=animators,
             face_analyzer=FaceAnalyzer,
             **options,
@@ -156,6 +167,24 @@ class RenderPipeline:
     @property
     def work_dir(self) -> Path:
         return self.config.work_dir
+
+    @property
+    def signer(self) -> Any:
+        """The C2PA signer (``watermark.certs.StudioSigner``), loaded on first use where it was not given."""
+        with self._signer_lock:
+            if self._signer is None:
+                assert self._load_signer is not None
+                self._signer = self._load_signer()
+            return self._signer
+
+    @property
+    def trust_anchor_pem(self) -> str | None:
+        """The root certificate the studio's manifests chain to, for audits: the signer's when
+        loaded, else ``<home>/c2pa/ca.pem`` as provisioned (no private key read); None if absent."""
+        if self._signer is not None:
+            return self._signer.trust_anchor_pem
+        ca = self.config.home / "c2pa" / "ca.pem"
+        return ca.read_text() if ca.is_file() else None
 
     @property
     def default_animator(self) -> str:

@@ -356,7 +356,7 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
                 raise gr.Error("Upload a video to inspect.")
             _claim_upload(video, claims)
             report = audit_video(Path(video), config=config, ledger=ledger, watermark_key=pipeline.watermark_key,
-                                 trust_anchor_pem=pipeline.signer.trust_anchor_pem)
+                                 trust_anchor_pem=pipeline.trust_anchor_pem)
         except USER_FACING as exc:
             raise _fail(exc) from None
         finally:
