@@ -25,7 +25,7 @@ _ABORT = (click.exceptions.Abort, typer.Abort)
 _CLICK_ERROR = tuple(m.exceptions.ClickException for m in _CLICK_MODULES)
 _EXIT = (click.exceptions.Exit, typer.Exit)
 
-from studio.commands import _common, audit, consent, keys, log, models, vc
+from studio.commands import _common, audit, consent, keys, log, models, top, vc
 from studio.errors import USER_FACING
 
 app = typer.Typer(
@@ -54,16 +54,8 @@ app.add_typer(models.app, name="models", help="Motion model checkpoints.")
 app.add_typer(audit.app, name="audit", help="Inspect any video: watermark, C2PA manifest, ledger.")
 
 
-def _register_top_level() -> None:
-    # serve and render live in their own module so the CLI starts without importing gradio.
-    try:
-        from studio.commands import top
-    except ImportError:  # pragma: no cover - only while the module does not exist yet
-        return
-    top.register(app)
-
-
-_register_top_level()
+# serve and render live in their own module so the CLI starts without importing gradio.
+top.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

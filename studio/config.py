@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from studio.errors import StudioError
@@ -69,7 +69,6 @@ class StudioConfig:
     max_render_seconds: int = 3600  # the longest render the farm allows; the queue's visibility timeout exceeds it
     farm_max_claims: int = 3  # workers that may take a render over before it is failed
     device: str | None = None  # STUDIO_DEVICE: cpu | cuda for the FOMM animator (default: cuda when present)
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, *, home: Path | str | None = None) -> "StudioConfig":
@@ -137,7 +136,3 @@ class StudioConfig:
     def exports_dir(self) -> Path:
         """Ledger exports made for download in the web app (deleted after the keep time)."""
         return self.home / "exports"
-
-    @property
-    def uploads_dir(self) -> Path:
-        return self.home / "uploads"

@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from studio.errors import StudioError
+from studio.ledger.errors import UnknownUser  # the ledger's: no such user (or, here, a disabled one)
 
 if TYPE_CHECKING:  # pragma: no cover
     from studio.ledger import Ledger
@@ -28,10 +29,6 @@ class Role(str, enum.Enum):
 
 class PermissionDenied(StudioError):
     """The logged-in user's role does not allow this action."""
-
-
-class UnknownUser(StudioError):
-    """No such user, or the user is disabled."""
 
 
 class WeakPassword(StudioError):

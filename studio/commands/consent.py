@@ -191,10 +191,8 @@ def list_() -> None:
 
 
 def _register_issue() -> None:
-    try:
-        from studio.commands.consent_issue import register
-    except ImportError:  # pragma: no cover - only while that module is missing
-        return
+    from studio.commands.consent_issue import register  # `consent issue` lives in its own module
+
     register(app)
 
 

@@ -59,7 +59,7 @@ class DuplicateUser(LedgerError):
 
 
 class UnknownUser(LedgerError):
-    """No user with this name exists."""
+    """No user with this name exists (or, where an account must be usable, it is disabled)."""
 
 
 class LedgerEmpty(LedgerError):
