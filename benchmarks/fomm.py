@@ -84,7 +84,7 @@ def _worker(mode: str, frames: int, save: str | None = None, keep: int = 0) -> d
     import torch
 
     from models.fomm.animate import animate_stream, normalize_kp
-    from models.fomm.blocks import reference_layers
+    from models.fomm.fast import reference_layers
 
     kp_detector, generator = _networks()
     source = next(_driving_frames(1))
@@ -92,7 +92,7 @@ def _worker(mode: str, frames: int, save: str | None = None, keep: int = 0) -> d
     with torch.inference_mode():
         if mode.startswith("per-frame"):
             driving = torch.cat(list(_driving_frames(frames)))  # (T, 3, H, W) held like demo.py
-            plain = reference_layers() if mode == "per-frame" else torch.autocast("cpu", enabled=False)
+            plain = reference_layers(kp_detector, generator) if mode == "per-frame" else torch.autocast("cpu", enabled=False)
             with plain:
                 predictions = []
                 kp_source = kp_detector(source)
@@ -142,7 +142,7 @@ def _emulated_bf16_error(frames: int) -> tuple[float, float]:
     import torch.nn.functional as F
 
     from models.fomm.animate import animate_frames
-    from models.fomm.blocks import reference_layers
+    from models.fomm.fast import reference_layers
 
     kp_detector, generator = _networks()
     clip = list(_driving_frames(frames + 1))
@@ -158,7 +158,7 @@ def _emulated_bf16_error(frames: int) -> tuple[float, float]:
 
     # Plain layers for both runs: every conv then goes through F.conv2d (the CPU Winograd and
     # transposed-conv fast paths would bypass the rounding); autocast turns those paths off too.
-    with reference_layers():
+    with reference_layers(kp_detector, generator):
         exact = animate_frames(kp_detector, generator, source, driving)
         F.conv2d = bf16_conv2d
         try:

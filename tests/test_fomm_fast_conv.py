@@ -12,14 +12,8 @@ import torch.nn.functional as F
 from fomm_support import TINY, face_clip, random_checkpoint, one_torch_thread  # noqa: F401 (autouse fixture)
 from models.fomm import animate_frames, build_networks
 from models.fomm import winograd
-from models.fomm.blocks import (
-    ResBlock2d,
-    UpBlock2d,
-    map_in_workers,
-    reference_layers,
-    run_resblocks_winograd,
-    winograd_applies,
-)
+from models.fomm.blocks import ResBlock2d, UpBlock2d
+from models.fomm.fast import map_in_workers, reference_layers, run_resblocks_winograd, winograd_applies
 from models.fomm.checkpoint import load_state_dict_strict
 
 
@@ -109,7 +103,7 @@ def test_winograd_residual_chain_equals_the_plain_blocks(threads, batch):
     blocks = [_random_block(16, seed) for seed in (1, 2)]
     x = torch.randn(batch, 16, 12, 10, generator=torch.Generator().manual_seed(batch))
     with torch.inference_mode():
-        with reference_layers():
+        with reference_layers(*blocks):
             expected = blocks[1](blocks[0](x))
         assert all(winograd_applies(block, x) for block in blocks)
         ours = run_resblocks_winograd(blocks, x)
@@ -129,7 +123,7 @@ def test_winograd_weights_are_recomputed_when_parameters_change():
         block.load_state_dict(_random_block(8, seed=4).state_dict())
     with torch.inference_mode():
         after = block(x)
-        with reference_layers():
+        with reference_layers(block):
             expected = block(x)
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, expected, rtol=1e-4, atol=1e-4)
@@ -142,8 +136,11 @@ def test_winograd_path_is_off_in_training_with_grad_under_autocast_and_on_other_
     assert not winograd_applies(block, x.double())
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not winograd_applies(block, x)
-    with reference_layers():
+    other = _random_block(4, seed=6)
+    with reference_layers(block):
         assert not winograd_applies(block, x)
+        assert winograd_applies(other, x)  # chosen per network: another one keeps its fast path
+    assert winograd_applies(block, x)  # restored on leaving
     with torch.enable_grad():
         assert not winograd_applies(block, x)  # cached kernels would cut the gradient
         block(x.requires_grad_()).sum().backward()
@@ -184,7 +181,7 @@ def test_upblock_union_winograd_equals_nearest_upsample_then_conv(width):
         block.norm.running_var.copy_(torch.rand(3, generator=generator) + 0.5)
         block.norm.weight.copy_(torch.rand(3, generator=generator) + 0.5)
     x = torch.randn(2, 5, 64, width, generator=generator)
-    with reference_layers():
+    with reference_layers(block):
         expected = block(x)
     ours = block(x)
     assert "winograd" in block.__dict__["_derived_cache"]  # the union path ran

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from scipy.spatial import ConvexHull
 
-from models.fomm.blocks import map_in_workers
+from models.fomm.fast import map_in_workers
 from models.fomm.generator import OcclusionAwareGenerator
 from models.fomm.keypoint_detector import KPDetector
 

@@ -18,15 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.fomm import blocks
-from models.fomm.blocks import (
-    DownBlock2d,
-    ResBlock2d,
-    SameBlock2d,
-    UpBlock2d,
-    run_resblocks_winograd,
-    winograd_applies,
-)
+from models.fomm import fast
+from models.fomm.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 from models.fomm.config import DenseMotionConfig
 from models.fomm.dense_motion import DenseMotionNetwork
 
@@ -137,8 +130,8 @@ class OcclusionAwareGenerator(nn.Module):
             if with_deformed:  # visualisation only: the source image warped by the same field
                 result["deformed"] = self._warp(source.image, motion["deformation"])
         blocks = list(self.bottleneck)
-        if blocks and all(isinstance(b, ResBlock2d) and winograd_applies(b, out) for b in blocks):
-            out = run_resblocks_winograd(blocks, out)  # all six blocks per image, in cache
+        if blocks and all(isinstance(b, ResBlock2d) and fast.winograd_applies(b, out) for b in blocks):
+            out = fast.run_resblocks_winograd(blocks, out)  # all six blocks per image, in cache
         else:
             out = self.bottleneck(out)
         for block in self.up_blocks:
@@ -155,10 +148,10 @@ class OcclusionAwareGenerator(nn.Module):
         """
         conv = self.final
         k, p = conv.kernel_size[0], conv.padding[0]
-        if not (blocks.winograd_eligible(x) and conv.kernel_size == (k, k) and conv.padding == (p, p) == (k // 2, k // 2)
+        if not (fast.enabled(self) and fast.winograd_eligible(x) and conv.kernel_size == (k, k) and conv.padding == (p, p) == (k // 2, k // 2)
                 and k % 2 == 1 and conv.stride == (1, 1) and conv.dilation == (1, 1)):
             return conv(x)
-        flipped = blocks.derived(conv, "transposed", lambda: conv.weight.flip(2, 3).transpose(0, 1).contiguous())
+        flipped = fast.derived(conv, "transposed", lambda: conv.weight.flip(2, 3).transpose(0, 1).contiguous())
         return F.conv_transpose2d(x, flipped, conv.bias, padding=p)  # flipped (C_in, C_out, k, k)
 
     def forward(self, source_image: torch.Tensor, kp_driving: dict, kp_source: dict) -> dict[str, torch.Tensor]:
