@@ -908,8 +908,11 @@ class Ledger:
             row = session.scalars(query).first()
             return RenderRecord.from_row(row) if row is not None else None
 
-    def list_renders(self, *, limit: int = 100) -> list[RenderRecord]:
+    def list_renders(self, *, limit: int = 100, credential_id: str | None = None) -> list[RenderRecord]:
+        """The newest renders first; with ``credential_id``, only those made under that credential."""
         query = select(RenderRow).order_by(RenderRow.created_at.desc()).limit(limit)
+        if credential_id is not None:
+            query = query.where(RenderRow.credential_id == credential_id)
         with database.translate_errors(), Session(self._engine) as session:
             return [RenderRecord.from_row(row) for row in session.scalars(query)]
 
