@@ -1,14 +1,14 @@
 """The audit report in words: the facts an auditor asks for, grouped, and the one-page HTML to file.
 
-``report_sections(report)`` is the single list of facts (the web page and the HTML both show
-it); ``render_html(report)`` lays it out as one self-contained, printable page: inline CSS, no
+``report_sections(report)`` is the single list of facts (the web page's ``report_cards`` and
+the HTML both show it); ``render_html(report)`` lays it out as one self-contained, printable page: inline CSS, no
 scripts, no external resources, every value escaped.
 """
 
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from studio.audit import AuditReport
@@ -182,19 +182,27 @@ def render_html(report: AuditReport) -> str:
     )
 
 
-def report_markdown(report: AuditReport) -> str:
-    """The same facts as a Markdown page for the web app (values escaped for Markdown)."""
-    lines: list[str] = [f"### {'✅' if report.exit_code == 0 else '⚠️'} {_md(report.verdict)}", ""]
+_CARDS_CSS = (
+    ".audit-cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:8px}"
+    ".audit-cards section{border:1px solid #ccc;border-radius:6px;padding:4px 8px}"
+    ".audit-cards h4{margin:2px 0 4px}.audit-cards dl{display:grid;grid-template-columns:38% 62%;margin:0}"
+    ".audit-cards dt{color:#555}.audit-cards dd{margin:0;overflow-wrap:anywhere}"
+    ".audit-verdict{padding:6px 10px;border-radius:6px;margin-bottom:8px;font-weight:600;border:2px solid}"
+    ".audit-verdict.ok{border-color:#17803d;background:#e9f7ee;color:#111}"
+    ".audit-verdict.warn{border-color:#b45309;background:#fdf3e6;color:#111}"
+)
+
+
+def report_cards(report: AuditReport) -> str:
+    """The facts as compact cards for the web page (one screen): an HTML fragment, every value escaped."""
+    esc = html.escape
+    tone = "ok" if report.exit_code == 0 else "warn"
+    parts = [f"<style>{_CARDS_CSS}</style>",
+             f'<div class="audit-verdict {tone}">{esc(report.verdict)} (exit code {report.exit_code})</div>',
+             '<div class="audit-cards">']
     for title, facts in report_sections(report):
-        lines += [f"**{title}**", "", "| | |", "|---|---|"]
-        lines += [f"| {label} | {_md(value)} |" for _key, label, value in facts]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _md(value: Any) -> str:
-    """Plain text safe inside a Markdown table cell (no markup, no HTML, no cell breaks)."""
-    import re
-
-    text = html.escape(str(value)).replace("\n", " ")
-    return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", text)
+        rows = "".join(f'<dt>{esc(label)}</dt><dd data-field="{esc(key)}">{esc(value)}</dd>'
+                       for key, label, value in facts)
+        parts.append(f"<section><h4>{esc(title)}</h4><dl>{rows}</dl></section>")
+    parts.append("</div>")
+    return "".join(parts)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from studio.audit import TRUSTED_MEANS, audit_video
+from studio.audit_report import report_cards
 from studio.config import StudioConfig
 from studio.render.pipeline import RenderRequest
 
@@ -98,9 +99,10 @@ def test_the_html_escapes_what_the_file_carries(rendered: Any, tmp_path: Any) ->
     home, result, _ = rendered
     hostile = tmp_path / '<img src=x onerror="alert(1)">.mp4'  # the auditor does not choose file names
     shutil.copyfile(result.video_path, hostile)
-    html = audit_video(hostile, config=StudioConfig(home=home)).to_html()
+    report = audit_video(hostile, config=StudioConfig(home=home))
 
-    assert "<img" not in html and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;.mp4" in html
+    for page in (report.to_html(), report_cards(report)):  # the filed page and the web page's cards
+        assert "<img" not in page and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;.mp4" in page
 
 
 def test_a_tampered_log_is_reported_as_not_verifying(rendered: Any, tmp_path: Any) -> None:
