@@ -458,6 +458,11 @@ class Ledger:
                 count += 1
         return count
 
+    def head_seq(self) -> int:
+        """The newest event's sequence number (0 while the ledger is empty)."""
+        with database.translate_errors(), Session(self._engine) as session:
+            return session.scalar(select(func.max(EventRow.seq))) or 0
+
     def events(self, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         query = select(EventRow).where(EventRow.seq > after_seq).order_by(EventRow.seq).limit(limit)
         with database.translate_errors(), Session(self._engine) as session:
