@@ -91,6 +91,8 @@ def test_expiring_renders_and_revocation_with_a_reason(app: Any, tmp_path: Path)
     assert render[:2] == ["r-soon", "alice"] and render[3] == "started"
     assert h["renders_under_credential"](later.credential_id, _as("officer")) == []
 
+    with pytest.raises(gr.Error, match="Choose the credential"):
+        h["revoke"](None, "no credential chosen", _as("officer"))
     with pytest.raises(gr.Error, match="reason"):
         h["revoke"](soon.credential_id, "  ", _as("officer"))
     message, _table = h["revoke"](soon.credential_id, "the subject withdrew consent", _as("officer"))

@@ -37,11 +37,11 @@ class ConsentHandlers:
             for c in ledger.list_credentials()
         ]
 
-    def choices(self) -> Any:
+    def choices(self, *, active_only: bool = False, **update: Any) -> Any:
         """The credentials as dropdown choices, "subject: project" with the id as the value."""
         items = [(f"{c.subject_name}: {c.project} ({c.credential_id[-8:]})", c.credential_id)
-                 for c in self.ctx.ledger.list_credentials()]
-        return gr.update(choices=items)
+                 for c in self.ctx.ledger.list_credentials() if not (active_only and c.revoked)]
+        return gr.update(choices=items, **update)
 
     def expiring(self, days: float | None) -> list[list[Any]]:
         from studio.officer import expiring_credentials
@@ -51,7 +51,7 @@ class ConsentHandlers:
                 for e in expiring_credentials(self.ctx.ledger, within_days=within)]
 
     def first_screen(self, user: User) -> Any:
-        return self.table(), self.expiring(30), self.choices()
+        return self.table(), self.expiring(30), self.choices(), self.choices(active_only=True)
 
     # --- enrol an issuer: a confirmation of exactly what will be trusted, and a tick that it was checked
 
@@ -158,6 +158,8 @@ class ConsentHandlers:
 
     @guarded(Role.CONSENT_OFFICER)
     def revoke(self, credential_id: str, reason: str, request: gr.Request, *, user: User) -> Any:
+        if not credential_id or not credential_id.strip():
+            raise gr.Error("Choose the credential to revoke.")
         if not reason.strip():
             raise gr.Error("Give the reason for revoking (it is kept in the ledger).")
         self.ctx.ledger.revoke(credential_id.strip(), reason=reason.strip(), actor=user.username)
@@ -166,7 +168,7 @@ class ConsentHandlers:
     @guarded(Role.CONSENT_OFFICER)
     def lists(self, days: float | None, request: gr.Request, *, user: User) -> Any:
         """After an import or a revocation: the expiring list and the credential choices, up to date."""
-        return self.expiring(days), self.choices()
+        return self.expiring(days), self.choices(), self.choices(active_only=True, value=None)
 
     @guarded(Role.CONSENT_OFFICER)
     def renders(self, credential_id: str | None, request: gr.Request, *, user: User) -> list[list[Any]]:
@@ -235,7 +237,8 @@ def build_consent_tab(ctx: WebContext) -> gr.Tab:
                              elem_id="credentials-table")
         list_btn = gr.Button("Refresh list", size="sm")
         with gr.Row():
-            revoke_id = gr.Textbox(label="Credential id to revoke", elem_id="revoke-id")
+            revoke_id = gr.Dropdown(label="Credential to revoke", choices=[], allow_custom_value=True,
+                                    elem_id="revoke-id")
             revoke_reason = gr.Textbox(label="Reason (kept in the ledger)", elem_id="revoke-reason")
             revoke_btn = gr.Button("Revoke", variant="stop", elem_id="revoke-btn")
         revoke_out = gr.Markdown(elem_id="revoke-out")
@@ -248,7 +251,7 @@ def build_consent_tab(ctx: WebContext) -> gr.Tab:
             i_btn = gr.Button("Show the command")
             i_out = gr.Markdown()
 
-    ctx.on_first_screen([Role.CONSENT_OFFICER], handlers.first_screen, [creds, expiring, renders_cred])
+    ctx.on_first_screen([Role.CONSENT_OFFICER], handlers.first_screen, [creds, expiring, renders_cred, revoke_id])
     for box in (enroll_did, enroll_name):
         ctx.wire(box.change, handlers.confirm_issuer, [enroll_did, enroll_name], [enroll_confirm, enroll_checked],
                  api_name=False, clears_status=False)
@@ -260,7 +263,7 @@ def build_consent_tab(ctx: WebContext) -> gr.Tab:
              clears_status=False)
     imported = ctx.wire(import_btn.click, handlers.import_credential, [cred_file, ref_file], [import_out, creds],
                         api_name="import_credential")
-    imported.success(handlers.lists, expiring_days, [expiring, renders_cred], api_name=False)
+    imported.success(handlers.lists, expiring_days, [expiring, renders_cred, revoke_id], api_name=False)
     ctx.wire(list_btn.click, handlers.list_credentials, None, creds, api_name="list_credentials")
     ctx.wire(expiring_days.change, handlers.list_expiring, expiring_days, expiring, api_name="expiring_credentials",
              clears_status=False)
@@ -268,7 +271,7 @@ def build_consent_tab(ctx: WebContext) -> gr.Tab:
              clears_status=False)
     revoked = ctx.wire(revoke_btn.click, handlers.revoke, [revoke_id, revoke_reason], [revoke_out, creds],
                        api_name="revoke")
-    revoked.success(handlers.lists, expiring_days, [expiring, renders_cred], api_name=False)
+    revoked.success(handlers.lists, expiring_days, [expiring, renders_cred, revoke_id], api_name=False)
     ctx.wire(i_btn.click, handlers.issue_command, [i_subject, i_grantee, i_project, i_purposes, i_duration], i_out,
              api_name="issue_command")
     return tab
