@@ -146,16 +146,17 @@ def report_sections(report: AuditReport) -> list[Section]:
 
 
 _CSS = """
-@page { size: A4; margin: 14mm; }
-body { font: 10.5pt/1.35 system-ui, sans-serif; color: #111; max-width: 190mm; margin: 0 auto; }
+@page { size: A4; margin: 12mm; }
+body { font: 9pt/1.3 system-ui, sans-serif; color: #111; max-width: 186mm; margin: 0 auto; }
+.facts { columns: 2; column-gap: 6mm; }
 h1 { font-size: 15pt; margin: 0 0 4pt; }
 .banner { padding: 6pt 9pt; border: 2px solid; border-radius: 4pt; margin: 6pt 0 8pt; font-weight: 600; }
 .ok { border-color: #17803d; background: #e9f7ee; }
 .warn { border-color: #b45309; background: #fdf3e6; }
-table { border-collapse: collapse; width: 100%; margin-bottom: 6pt; page-break-inside: avoid; }
-th { text-align: left; font-size: 10pt; background: #eee; padding: 2pt 5pt; }
+table { border-collapse: collapse; width: 100%; margin-bottom: 6pt; break-inside: avoid; }
+th { text-align: left; font-size: 9.5pt; background: #eee; padding: 2pt 5pt; }
 td { padding: 1.5pt 5pt; vertical-align: top; border-bottom: 1px solid #ddd; overflow-wrap: anywhere; }
-td.label { width: 32%; color: #444; }
+td.label { width: 38%; color: #444; }
 footer { font-size: 8.5pt; color: #555; margin-top: 8pt; }
 """
 
@@ -176,7 +177,7 @@ def render_html(report: AuditReport) -> str:
         f"<title>Audit report: {esc(report.file_name)}</title><style>{_CSS}</style></head><body>\n"
         f"<h1>Audit report: {esc(report.file_name)}</h1>\n"
         f'<div class="banner {tone}">{esc(report.verdict)} (exit code {report.exit_code})</div>\n'
-        + "\n".join(rows)
+        + '<main class="facts">\n' + "\n".join(rows) + "\n</main>"
         + f"\n<footer>Audited at {audited} by Avatar Studio's audit. The JSON report holds the same facts "
         "in machine-readable form.</footer>\n</body></html>\n"
     )

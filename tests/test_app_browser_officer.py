@@ -131,6 +131,11 @@ def test_the_auditor_sees_every_fact_on_one_screen_and_downloads_the_report(serv
     assert report["ledger"]["render_id"] == result.render_id and report["exit_code"] == 0
     filed = _download(page, url, "audit-report-html").decode()
     assert result.render_id in filed and "<script" not in filed.lower()
+    # The filed page prints on one A4 sheet (chromium's own print to PDF).
+    page.set_content(filed)
+    _shot(page, work, "officer-04-filed-report")
+    pdf = page.pdf(format="A4")
+    assert pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages") == 1
 
 
 def test_the_consent_officer_does_their_whole_job_in_the_page(served, page):
