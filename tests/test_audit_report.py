@@ -132,3 +132,16 @@ def test_the_cli_writes_the_report_as_json_or_html(rendered: Any, tmp_path: Any,
     assert "log:        the whole ledger verifies" in out and "credential: subject" in out
     assert main([*base, str(tmp_path / "report.txt")]) == 2  # only .json or .html
     assert not (tmp_path / "report.txt").exists()
+
+
+def test_a_video_not_made_here_still_gets_every_fact_answered(rendered: Any, tmp_path: Any, astronaut: Any) -> None:
+    home, _, _ = rendered
+    foreign = short_driving_clip(tmp_path / "foreign.mp4", astronaut, frames=6)  # never rendered here
+    report = audit_video(foreign, config=StudioConfig(home=home))
+    html = report.to_html()
+
+    assert report.made_here == "no" and report.exit_code == 5
+    for key in ITEM_4_FIELDS:
+        assert f'data-field="{key}"' in html, key
+    assert 'data-field="made_here"><td class="label">Made by this studio</td><td>no</td>' in html
+    assert json.loads(report.to_json())["made_here"] == "no"

@@ -1,6 +1,6 @@
 """The consent officer's queries (issue 21, item 5): a credential's terms before import, the
 credentials that expire soon, the renders under a credential. Real Ed25519 keys, real proofs,
-a real SQLite ledger in a temporary data folder."""
+a real ledger on SQLite and on the PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -13,17 +13,18 @@ import pytest
 from consent.credential import issue_consent
 from consent.errors import MalformedCredential
 from consent.keys import did_key_from_public, generate_keypair
-from studio.config import StudioConfig
 from studio.ledger import Ledger
 from studio.ledger.errors import UnknownCredential
 from studio.officer import expiring_credentials, preview_credential, renders_under
+
+from ledger_support import backend_url, studio_key  # noqa: F401  (fixtures)
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
 @pytest.fixture()
-def ledger(tmp_path: Any) -> Any:
-    with Ledger.from_config(StudioConfig(home=tmp_path / "home")) as opened:
+def ledger(backend_url: str, studio_key: Any) -> Any:  # noqa: F811
+    with Ledger.open(backend_url, studio_key=studio_key) as opened:
         yield opened
 
 
