@@ -186,7 +186,7 @@ def launch(demo: gr.Blocks, pipeline: RenderPipeline, *, host: str, port: int, b
         app_kwargs={"middleware": [Middleware(LoginGate, guard=guard)]},
         share=False,
         ssr_mode=False,
-        footer_links=["api"],
+        footer_links=[],  # no "Use via API" link: not on the login page, nor for logged-in users
         max_file_size="200mb",
         prevent_thread_lock=not block,
         quiet=not block,
