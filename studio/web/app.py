@@ -20,7 +20,7 @@ from studio.users import Role, User
 from studio.web.audit_tab import build_audit_tab
 from studio.web.consent_tab import build_consent_tab
 from studio.web.context import WebContext
-from studio.web.guard import guarded
+from studio.web.guard import Outcome, guarded
 from studio.web.handlers import HOME_TAB, RenderHandlers, UserHandlers
 from studio.web.janitor import Sweeper, UploadJanitor, make_private
 
@@ -135,7 +135,12 @@ def _build_render_tab(ctx: WebContext) -> gr.Tab:
         concurrency_id="render",
     )
     # The ledger stops the render (its owner looks for the request every second); the page stops waiting.
-    ctx.wire(cancel_btn.click, handlers.cancel, None, out_summary, api_name="cancel_render", cancels=[render_event])
+    cancel_event = ctx.wire(cancel_btn.click, handlers.cancel, None, out_summary, api_name="cancel_render",
+                            cancels=[render_event], clears_status=False)
+    cancelled = Outcome("cancelled", "you asked to cancel your renders in progress: each stops within a second or so and "
+                        "delivers nothing.",
+                        reference="render.cancel_requested and render.failed (RenderCancelled) in the ledger")
+    cancel_event.success(lambda: cancelled.to_html(), None, ctx.status, api_name=False, queue=False)
     return tab
 
 
@@ -186,7 +191,7 @@ def launch(demo: gr.Blocks, pipeline: RenderPipeline, *, host: str, port: int, b
         app_kwargs={"middleware": [Middleware(LoginGate, guard=guard)]},
         share=False,
         ssr_mode=False,
-        footer_links=["api"],
+        footer_links=[],  # no "Use via API" link: not on the login page, nor for logged-in users
         max_file_size="200mb",
         prevent_thread_lock=not block,
         quiet=not block,

@@ -61,7 +61,14 @@ class WebContext:
         """``trigger(fn, inputs, outputs, ...)`` (e.g. ``button.click``) with its refusal or crash
         shown in the status panel; a success clears the panel when ``clears_status``."""
         event = trigger(fn, inputs, outputs, api_name=api_name, **kwargs)
-        event.failure(self._show_outcome, None, self.status, api_name=False, queue=False)
+        # The failed event's outputs are written too (unchanged), which takes their "Error" badges off.
+        shown = [c for c in _as_list(outputs) if c is not self.status]
+
+        def show_outcome(request: gr.Request) -> list[Any]:
+            outcome = self.board.take(request.session_hash)
+            return [gr.update() if outcome is None else outcome.to_html(), *(gr.update() for _ in shown)]
+
+        event.failure(show_outcome, None, [self.status, *shown], api_name=False, queue=False)
         if clears_status:
             event.success(self._clear_status, None, self.status, api_name=False, queue=False)
         return event
@@ -70,13 +77,15 @@ class WebContext:
         """Load ``outputs`` with ``load(user)`` when a user with one of ``roles`` opens the page."""
         self.first_screens.append(FirstScreen(tuple(roles), load, list(outputs)))
 
-    def _show_outcome(self, request: gr.Request) -> Any:
-        outcome = self.board.take(request.session_hash)
-        return gr.update() if outcome is None else outcome.to_html()
-
     def _clear_status(self) -> str:
         return ""
 
     def note(self, text: str) -> str:
         """A plain 'done' note for the status panel."""
         return Outcome("note", text).to_html()
+
+
+def _as_list(outputs: Any) -> list[Any]:
+    if outputs is None:
+        return []
+    return list(outputs) if isinstance(outputs, (list, tuple, set)) else [outputs]

@@ -76,14 +76,14 @@ _NEXT_STEPS: dict[str, str] = {
 class Outcome:
     """What the status panel shows: a refusal, a crash, or a plain note."""
 
-    kind: Literal["refused", "crash", "note"]
+    kind: Literal["refused", "cancelled", "crash", "note"]
     reason: str
     next_step: str = ""
     reference: str = ""
 
     def to_html(self) -> str:
-        colours = {"refused": ("#fff7e6", "#b35c00", "Refused"), "crash": ("#fdecec", "#b00020", "Internal error"),
-                   "note": ("#eef6ee", "#2e7d32", "Done")}
+        colours = {"refused": ("#fff7e6", "#b35c00", "Refused"), "cancelled": ("#eef2f7", "#4a5f7a", "Cancelled"),
+                   "crash": ("#fdecec", "#b00020", "Internal error"), "note": ("#eef6ee", "#2e7d32", "Done")}
         background, border, title = colours[self.kind]
         reason = self.reason.removeprefix("Refused: ") if self.kind == "refused" else self.reason
         rows = [f"<strong>{title}:</strong> {html.escape(reason)}"]
@@ -169,15 +169,16 @@ def guarded(*roles: Role, consent_format: str = "{}") -> Callable[[Callable[...,
                 user = require_role(ctx.ledger, username, *roles)
                 return fn(*bound.args, user=user, **bound.kwargs)
             except gr.Error as exc:  # the handler's own word on bad input: already plain language
-                log.info("%s refused for %s: %s", fn.__name__, username, exc.message)
+                log.warning("%s refused for %s: %s", fn.__name__, username, exc.message)
                 ctx.board.post(session, Outcome("refused", str(exc.message)))
                 raise gr.Error(exc.message, visible=False, print_exception=False) from None
             except USER_FACING as exc:
                 message = refusal_message(exc, consent_format)
                 reference = _ledger_reference(ctx.ledger, mark, username)
-                log.info("%s refused for %s: %s: %s%s", fn.__name__, username, type(exc).__name__,
+                log.warning("%s refused for %s: %s: %s%s", fn.__name__, username, type(exc).__name__,
                          exc.user_message(), f" ({reference})" if reference else "")
-                ctx.board.post(session, Outcome("refused", message, next_step_for(exc, bound.arguments),
+                kind = "cancelled" if type(exc).__name__ == "RenderCancelled" else "refused"
+                ctx.board.post(session, Outcome(kind, message, next_step_for(exc, bound.arguments),
                                                 reference or "not recorded in the ledger (nothing was attempted)"))
                 raise gr.Error(message, visible=False, print_exception=False) from None
             except Exception:

@@ -1,6 +1,11 @@
 """Handlers of the Render and Users tabs and of the page load. They only translate between
 widgets and the pipeline or ledger; ``guarded`` checks the role and reports refusals."""
 
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +22,68 @@ LABEL_LOCKED = "Required by this credential (disclosure: label-as-ai-generated):
 
 # The tab each role lands on (admins land on Users: the work only they can do).
 HOME_TAB = {Role.OPERATOR: "render", Role.CONSENT_OFFICER: "consent", Role.AUDITOR: "audit", Role.ADMIN: "users"}
+
+
+# The stages a render shows; the per-frame pass animates, labels, watermarks and encodes each batch.
+STAGES = ("verify", "animate", "watermark", "encode", "sign", "log")
+
+
+def stages_of(message: str) -> tuple[str, ...]:
+    """Which of ``STAGES`` a pipeline progress message belongs to (none while queued)."""
+    text = message.lower()
+    if "animat" in text:
+        return ("animate", "watermark", "encode")
+    # the read-back of the mark from the encoded file closes the encode stage
+    for word, stage in (("queue", None), ("again", "animate"), ("confirm", "encode"), ("watermark", "watermark"), ("encod", "encode"), ("sign", "sign"),
+                        ("deliver", "log"), ("ledger", "log"), ("done", "log")):
+        if word in text:
+            return (stage,) if stage else ()
+    return ("verify",)  # reading the inputs, analysing the face, verifying consent
+
+
+class RenderProgress:
+    """Turns the pipeline's ``report(stage, done, total)`` into the page's progress line: the six
+    stages (done, running, to come), frames done / total and the time left at the current pace."""
+
+    def __init__(self, progress: Callable[..., Any], *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._progress = progress
+        self._clock = clock
+        self._frames_since: tuple[float, int] | None = None  # (time, frames) of the first frame report
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        self._progress(done / total if total else None, desc=self.describe(stage, done, total))
+
+    def describe(self, stage: str, done: int, total: int | None) -> str:
+        active = stages_of(stage)
+        if not active:
+            return f"{stage} (waiting for a render worker)"
+        first = STAGES.index(active[0])
+        track = " ".join(("✓" if i < first else "▶" if name in active else "·") + name for i, name in enumerate(STAGES))
+        if "animate" not in active or not total:
+            return f"{track} — {stage}"
+        return f"{track} — frame {done}/{total}{self._time_left(done, total)}"
+
+    def _time_left(self, done: int, total: int) -> str:
+        now = self._clock()
+        if self._frames_since is None or done < self._frames_since[1]:
+            self._frames_since = (now, done)  # the first frames (or a fresh attempt) start the clock
+            return ""
+        started, first = self._frames_since
+        if done <= first or now <= started:
+            return ""
+        left = (total - done) * (now - started) / (done - first)
+        return f", ~{left:.0f} s left" if left < 120 else f", ~{left / 60:.0f} min left"
+
+
+@dataclass(eq=False)
+class _Run:
+    """A render this process is waiting for, so that a cancel asked before its ledger record
+    exists still reaches it (see ``RenderHandlers.cancel``)."""
+
+    operator: str
+    since: datetime
+    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel_sent: bool = False
 
 
 def manifest_words(status: str) -> str:
@@ -52,6 +119,8 @@ class RenderHandlers:
 
     def __init__(self, ctx: WebContext) -> None:
         self.ctx = ctx
+        self._runs_lock = threading.Lock()
+        self._runs: set[_Run] = set()
 
     def credentials_update(self) -> Any:
         choices = credential_choices(self.ctx)
@@ -133,13 +202,21 @@ class RenderHandlers:
                 label_ai=label_ai,
             )
 
-            def report(stage: str, done: int, total: int | None) -> None:
-                if total:
-                    progress(done / total, desc=f"{stage} {done}/{total}")
-                else:
-                    progress(None, desc=stage)
+            shown = RenderProgress(progress)
+            run = _Run(user.username, datetime.now(timezone.utc))
 
-            result = self.ctx.dispatcher.render(req, progress=report)
+            def report(stage: str, done: int, total: int | None) -> None:
+                if run.cancel.is_set() and not run.cancel_sent:
+                    self._cancel_started(run)
+                shown(stage, done, total)
+
+            with self._runs_lock:
+                self._runs.add(run)
+            try:
+                result = self.ctx.dispatcher.render(req, progress=report)
+            finally:
+                with self._runs_lock:
+                    self._runs.discard(run)
         finally:
             if not use_reference:
                 janitor.release(photo, claims)
@@ -152,13 +229,28 @@ class RenderHandlers:
 
     @guarded(Role.OPERATOR)
     def cancel(self, request: gr.Request, *, user: User) -> str:
-        """Cancel this operator's open renders (queued ones at once, running ones within a second or so)."""
+        """Cancel this operator's open renders (queued ones at once, running ones within a second or
+        so). One still being checked has no ledger record yet: it is cancelled as soon as it has."""
         ledger = self.ctx.ledger
         mine = [r.render_id for r in ledger.list_renders(limit=500) if r.status == "started" and r.operator == user.username]
         outcomes = [ledger.request_cancel(render_id, actor=user.username) for render_id in mine]
-        done = sum(outcome != "done" for outcome in outcomes)
+        with self._runs_lock:
+            waiting = [run for run in self._runs if run.operator == user.username]
+        for run in waiting:
+            run.cancel.set()
+        done = max(sum(outcome != "done" for outcome in outcomes), len(waiting))
         return (f"Cancelled {done} render(s) in progress: each stops within a second or so and delivers nothing "
                 "(one already past its ledger commit still finishes); the cancel is in the ledger.")
+
+    def _cancel_started(self, run: _Run) -> None:
+        """Ask the ledger to cancel ``run``'s render once it is recorded as started (once)."""
+        ledger = self.ctx.ledger
+        since = run.since - timedelta(seconds=1)  # the ledger's clock may read a little behind ours
+        for record in ledger.list_renders(limit=50):
+            if record.status == "started" and record.operator == run.operator and record.created_at >= since:
+                if ledger.cancel_requested(record.render_id) is None:
+                    ledger.request_cancel(record.render_id, actor=run.operator)
+                run.cancel_sent = True
 
     def _reference_photo(self, credential_id: str) -> Path:
         c = self.ctx.ledger.get_credential(credential_id)
