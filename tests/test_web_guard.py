@@ -66,7 +66,7 @@ def test_a_crash_is_told_apart_from_a_refusal(studio, caplog) -> None:
     _, _, handlers, _ = studio
     caplog.set_level(logging.WARNING)
     with pytest.raises(gr.Error, match="internal error, reference [0-9a-f]{12}") as info:
-        handlers["enroll"](None, "no did given", _request("officer", "s-crash"))  # a value no widget sends
+        handlers["enroll"](None, "no did given", True, _request("officer", "s-crash"))  # a value no widget sends
     outcome = _outcome(handlers["enroll"], "s-crash")
     assert outcome.kind == "crash" and outcome.reference in str(info.value)
     assert 'class="status-crash"' in outcome.to_html()
