@@ -28,17 +28,19 @@ HOME_TAB = {Role.OPERATOR: "render", Role.CONSENT_OFFICER: "consent", Role.AUDIT
 STAGES = ("verify", "animate", "watermark", "encode", "sign", "log")
 
 
-def stages_of(message: str) -> tuple[str, ...]:
-    """Which of ``STAGES`` a pipeline progress message belongs to (none while queued)."""
+def stages_of(message: str) -> tuple[str, ...] | None:
+    """Which of ``STAGES`` a pipeline progress message belongs to: () while queued, None if unknown."""
     text = message.lower()
     if "animat" in text:
         return ("animate", "watermark", "encode")
     # the read-back of the mark from the encoded file closes the encode stage
-    for word, stage in (("queue", None), ("again", "animate"), ("confirm", "encode"), ("watermark", "watermark"), ("encod", "encode"), ("sign", "sign"),
-                        ("deliver", "log"), ("ledger", "log"), ("done", "log")):
+    for word, stage in (("queue", None), ("again", "animate"), ("confirm", "encode"), ("watermark", "watermark"),
+                        ("encod", "encode"), ("sign", "sign"), ("deliver", "log"), ("ledger", "log"),
+                        ("done", "log"), ("read", "verify"), ("analys", "verify"), ("verif", "verify"),
+                        ("consent", "verify")):
         if word in text:
             return (stage,) if stage else ()
-    return ("verify",)  # reading the inputs, analysing the face, verifying consent
+    return None
 
 
 class RenderProgress:
@@ -49,12 +51,14 @@ class RenderProgress:
         self._progress = progress
         self._clock = clock
         self._frames_since: tuple[float, int] | None = None  # (time, frames) of the first frame report
+        self._active: tuple[str, ...] = ("verify",)  # a message this page does not know keeps the last stage
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
         self._progress(done / total if total else None, desc=self.describe(stage, done, total))
 
     def describe(self, stage: str, done: int, total: int | None) -> str:
-        active = stages_of(stage)
+        known = stages_of(stage)
+        active = self._active = self._active if known is None else known
         if not active:
             return f"{stage} (waiting for a render worker)"
         first = STAGES.index(active[0])
