@@ -10,7 +10,6 @@ import logging
 import gradio as gr
 import pytest
 
-from studio.users import Role, create_user
 from studio_support import short_driving_clip, small_pipeline
 
 

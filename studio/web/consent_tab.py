@@ -31,7 +31,9 @@ class ConsentHandlers:
         return f"Enrolled issuer **{name}** (`{did.strip()}`)."
 
     @guarded(Role.CONSENT_OFFICER)
-    def import_credential(self, cred_file: str | None, ref_photo: str | None, request: gr.Request, *, user: User) -> Any:
+    def import_credential(
+        self, cred_file: str | None, ref_photo: str | None, request: gr.Request, *, user: User
+    ) -> Any:
         from consent.proof import MAX_DOCUMENT_BYTES
         from studio import media
 
@@ -55,9 +57,11 @@ class ConsentHandlers:
             else:
                 store = ctx.config.home / "references"
                 store.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(ref_photo, store / f"{digest.removeprefix('sha256:')}{Path(ref_photo).suffix or '.png'}")
+                name = f"{digest.removeprefix('sha256:')}{Path(ref_photo).suffix or '.png'}"
+                shutil.copyfile(ref_photo, store / name)
                 note = " Reference photo stored."
-        return f"Imported credential for **{credential.subject_name}** (`{credential.credential_id}`).{note}", self.table()
+        text = f"Imported credential for **{credential.subject_name}** (`{credential.credential_id}`).{note}"
+        return text, self.table()
 
     @guarded(Role.CONSENT_OFFICER)
     def list_credentials(self, request: gr.Request, *, user: User) -> list[list[str]]:
@@ -97,7 +101,8 @@ def build_consent_tab(ctx: WebContext) -> gr.Tab:
                 enroll_out = gr.Markdown()
             with gr.Column():
                 gr.Markdown("### Import a credential")
-                cred_file = gr.File(label="Credential (JSON)", file_types=[".json"], type="filepath", elem_id="cred-file")
+                cred_file = gr.File(label="Credential (JSON)", file_types=[".json"], type="filepath",
+                                    elem_id="cred-file")
                 ref_file = gr.File(label="Reference photo (optional)", type="filepath", elem_id="ref-file")
                 import_btn = gr.Button("Import", elem_id="import-btn")
                 import_out = gr.Markdown(elem_id="import-out")

@@ -62,7 +62,8 @@ class RenderProgress:
         if not active:
             return f"{stage} (waiting for a render worker)"
         first = STAGES.index(active[0])
-        track = " ".join(("✓" if i < first else "▶" if name in active else "·") + name for i, name in enumerate(STAGES))
+        marks = ("✓" if i < first else "▶" if name in active else "·" for i, name in enumerate(STAGES))
+        track = " ".join(mark + name for mark, name in zip(marks, STAGES))
         if "animate" not in active or not total:
             return f"{track} — {stage}"
         return f"{track} — frame {done}/{total}{self._time_left(done, total)}"
@@ -236,7 +237,8 @@ class RenderHandlers:
         """Cancel this operator's open renders (queued ones at once, running ones within a second or
         so). One still being checked has no ledger record yet: it is cancelled as soon as it has."""
         ledger = self.ctx.ledger
-        mine = [r.render_id for r in ledger.list_renders(limit=500) if r.status == "started" and r.operator == user.username]
+        mine = [r.render_id for r in ledger.list_renders(limit=500)
+                if r.status == "started" and r.operator == user.username]
         outcomes = [ledger.request_cancel(render_id, actor=user.username) for render_id in mine]
         with self._runs_lock:
             waiting = [run for run in self._runs if run.operator == user.username]
