@@ -264,8 +264,9 @@ def format_report(report: AuditReport) -> list[str]:
     if report.ledger is not None:
         lines.extend(_ledger_lines(report.ledger, report.receipt))
     if report.credential is not None:
-        lines.append(f"credential: subject {report.credential['subject_name']}; granted by {grantor_words(report.credential)}")
-        lines.append(f"            project {report.credential['project']}; purposes {', '.join(report.credential['purposes'])}")
+        terms = report.credential
+        lines.append(f"credential: subject {terms['subject_name']}; granted by {grantor_words(terms)}")
+        lines.append(f"            project {terms['project']}; purposes {', '.join(terms['purposes'])}")
     if report.log_verified is not None:
         state = "verifies" if report.log_verified["ok"] else "DOES NOT VERIFY"
         lines.append(f"log:        the whole ledger {state} ({report.log_verified['summary']})")
@@ -645,7 +646,7 @@ def _credential_terms(ledger: Any, credential_id: str | None) -> dict[str, Any] 
         return None
     try:
         credential = ledger.get_credential(credential_id)
-    except (UnknownCredential, LedgerTampered) as exc:  # unknown, or a stored document that is not the one the log recorded
+    except (UnknownCredential, LedgerTampered) as exc:  # unknown, or not the document the log recorded
         return {"credential_id": credential_id, "problem": exc.user_message(), "subject_name": "unknown",
                 "grantor": {}, "project": "unknown", "purposes": []}
     return {

@@ -108,7 +108,8 @@ class CredentialTerms:
             ("AI label", "required on every frame" if c.disclosure_required else "not required"),
             ("Valid from", c.valid_from.isoformat()),
             ("Valid until", until),
-            ("Face match", f"{c.face_model}, distance at most {c.max_distance:g}; {len(c.reference_images)} reference photo(s)"),
+            ("Face match", f"{c.face_model}, distance at most {c.max_distance:g}; "
+                           f"{len(c.reference_images)} reference photo(s)"),
         ]
         if c.compensation:
             rows.append(("Compensation", c.compensation))
@@ -171,7 +172,9 @@ class ExpiringCredential:
     renders: int  # render attempts made under it so far
 
 
-def expiring_credentials(ledger: Ledger, *, within_days: int = 30, now: datetime | None = None) -> list[ExpiringCredential]:
+def expiring_credentials(
+    ledger: Ledger, *, within_days: int = 30, now: datetime | None = None
+) -> list[ExpiringCredential]:
     """Active (not revoked, not yet expired) credentials that expire within ``within_days``, soonest first.
 
     The end date is read from the stored document, which ``get_credential`` checks against the

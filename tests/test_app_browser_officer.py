@@ -41,7 +41,8 @@ ITEM_4 = {
 
 def _cli(home: Path, *args: str) -> str:
     env = dict(os.environ, STUDIO_HOME=str(home))
-    out = subprocess.run([sys.executable, "-m", "studio.cli", *args], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-m", "studio.cli", *args], env=env, capture_output=True, text=True,
+                         timeout=300)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -171,7 +172,8 @@ def test_the_consent_officer_does_their_whole_job_in_the_page(served, page):
     for words in ("Ada Expiring", "Short project", "education", "30 s", "required on every frame", "(in 9 days)"):
         assert words in terms, words
     with sqlite3.connect(home / "ledger.sqlite3") as db:
-        assert db.execute("SELECT count(*) FROM credentials WHERE credential_id = ?", (credential_id,)).fetchone() == (0,)
+        stored = db.execute("SELECT count(*) FROM credentials WHERE credential_id = ?", (credential_id,)).fetchone()
+    assert stored == (0,)
     _shot(page, work, "officer-02-terms-before-accept")
     page.locator("#import-btn").click()
     page.locator("#import-out").get_by_text("Imported credential").wait_for(timeout=30_000)

@@ -19,7 +19,6 @@ from studio.audit import TRUSTED_MEANS, audit_video
 from studio.audit_report import report_cards
 from studio.config import StudioConfig
 from studio.render.pipeline import RenderRequest
-
 from studio_support import short_driving_clip, small_pipeline
 
 pytestmark = pytest.mark.slow

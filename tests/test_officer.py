@@ -13,11 +13,10 @@ import pytest
 from consent.credential import issue_consent
 from consent.errors import MalformedCredential
 from consent.keys import did_key_from_public, generate_keypair
+from ledger_support import backend_url, studio_key  # noqa: F401  (fixtures)
 from studio.ledger import Ledger
 from studio.ledger.errors import UnknownCredential
 from studio.officer import expiring_credentials, preview_credential, renders_under
-
-from ledger_support import backend_url, studio_key  # noqa: F401  (fixtures)
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -82,7 +81,8 @@ def test_preview_of_an_acceptable_credential_then_of_the_imported_one(ledger: An
     assert terms.to_dict()["days_left"] == 90
 
     ledger.import_credential(raw, actor="officer")
-    assert preview_credential(raw, ledger=ledger, now=NOW).problems == ["a credential with this id was already imported"]
+    problems = preview_credential(raw, ledger=ledger, now=NOW).problems
+    assert problems == ["a credential with this id was already imported"]
 
 
 def test_preview_names_a_broken_signature_and_an_expired_credential(ledger: Any) -> None:

@@ -10,7 +10,6 @@ import logging
 import gradio as gr
 import pytest
 
-from studio.users import Role, create_user
 from studio_support import short_driving_clip, small_pipeline
 
 
@@ -96,3 +95,31 @@ def test_a_cancel_asked_while_the_render_is_still_checked_stops_it_once_recorded
     assert [(e.actor, e.data["render_id"]) for e in asked] == [("operator", failed.data["render_id"])]
     assert sorted(pipeline.config.outputs_dir.glob("*")) == outputs_before
     assert pipeline.ledger.find_render(failed.data["render_id"]).status == "failed"
+
+
+def test_dropping_a_required_label_is_refused_with_what_to_do(studio, tmp_path, astronaut) -> None:
+    _, demo, handlers, _ = studio
+    clip = short_driving_clip(tmp_path / "clip.mp4", astronaut, frames=8)
+    with pytest.raises(gr.Error, match="label"):
+        handlers["render"](demo.credential_id, str(demo.photo), False, str(clip), "education",
+                           "Orbit (demo documentary)", "auto", True, True, False, _request("operator", "s-label"),
+                           progress=lambda *a, **k: None)
+    outcome = _outcome(handlers["render"], "s-label")
+    assert outcome.kind == "refused" and "label" in outcome.next_step and "(render.refused)" in outcome.reference
+
+
+def test_render_progress_names_the_six_stages_frames_and_time_left() -> None:
+    from studio.web.handlers import RenderProgress
+
+    seen: list[tuple[float | None, str]] = []
+    now = [100.0]
+    progress = RenderProgress(lambda fraction, desc: seen.append((fraction, desc)), clock=lambda: now[0])
+    progress("verifying consent", 0, None)
+    for done in (10, 30):  # 20 frames in 4 s: 70 frames left take 14 s
+        progress("animating", done, 100)
+        now[0] += 4.0
+    progress("signing provenance", 0, None)
+    assert seen[0] == (None, "▶verify ·animate ·watermark ·encode ·sign ·log — verifying consent")
+    assert seen[1] == (0.1, "✓verify ▶animate ▶watermark ▶encode ·sign ·log — frame 10/100")
+    assert seen[2] == (0.3, "✓verify ▶animate ▶watermark ▶encode ·sign ·log — frame 30/100, ~14 s left")
+    assert seen[3][1].startswith("✓verify ✓animate ✓watermark ✓encode ▶sign ·log")

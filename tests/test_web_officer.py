@@ -16,7 +16,6 @@ import pytest
 from consent.credential import issue_consent
 from consent.keys import did_key_from_public, generate_keypair
 from studio.users import Role, create_user
-
 from studio_support import small_pipeline
 
 

@@ -53,8 +53,8 @@ def build_app(pipeline: RenderPipeline) -> gr.Blocks:
             tab_audit = build_audit_tab(ctx)
             tab_users = _build_users_tab(ctx)
         loaded = [output for screen in ctx.first_screens for output in screen.outputs]
-        ctx.wire(demo.load, page.first_screen, None, [who, tabs, tab_render, tab_consent, tab_audit, tab_users, *loaded],
-                 api_name=False, clears_status=False)
+        shown = [who, tabs, tab_render, tab_consent, tab_audit, tab_users, *loaded]
+        ctx.wire(demo.load, page.first_screen, None, shown, api_name=False, clears_status=False)
     demo.queue(default_concurrency_limit=4, max_size=64)
     Sweeper(demo, exports, ctx.janitor, keep_seconds=config.keep_uploads_seconds).start()
     return demo
@@ -137,8 +137,8 @@ def _build_render_tab(ctx: WebContext) -> gr.Tab:
     # The ledger stops the render (its owner looks for the request every second); the page stops waiting.
     cancel_event = ctx.wire(cancel_btn.click, handlers.cancel, None, out_summary, api_name="cancel_render",
                             cancels=[render_event], clears_status=False)
-    cancelled = Outcome("cancelled", "you asked to cancel your renders in progress: each stops within a second or so and "
-                        "delivers nothing.",
+    cancelled = Outcome("cancelled", "you asked to cancel your renders in progress: each stops within a second "
+                        "or so and delivers nothing.",
                         reference="render.cancel_requested and render.failed (RenderCancelled) in the ledger")
     cancel_event.success(lambda: cancelled.to_html(), None, ctx.status, api_name=False, queue=False)
     return tab

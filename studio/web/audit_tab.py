@@ -21,7 +21,8 @@ class AuditHandlers:
         self.ctx = ctx
 
     def ledger_state(self, user: User) -> str:
-        return f"The ledger holds **{self.ctx.ledger.head_seq()}** events. Verify the whole chain below, or inspect a video."
+        events = self.ctx.ledger.head_seq()
+        return f"The ledger holds **{events}** events. Verify the whole chain below, or inspect a video."
 
     @guarded(Role.AUDITOR)
     def audit(self, video: str | None, request: gr.Request, *, user: User) -> Any:

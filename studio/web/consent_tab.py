@@ -118,7 +118,9 @@ class ConsentHandlers:
         return body, gr.update(interactive=terms.acceptable)
 
     @guarded(Role.CONSENT_OFFICER)
-    def import_credential(self, cred_file: str | None, ref_photo: str | None, request: gr.Request, *, user: User) -> Any:
+    def import_credential(
+        self, cred_file: str | None, ref_photo: str | None, request: gr.Request, *, user: User
+    ) -> Any:
         from consent.proof import MAX_DOCUMENT_BYTES
         from studio import media
 
@@ -142,9 +144,11 @@ class ConsentHandlers:
             else:
                 store = ctx.config.home / "references"
                 store.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(ref_photo, store / f"{digest.removeprefix('sha256:')}{Path(ref_photo).suffix or '.png'}")
+                name = f"{digest.removeprefix('sha256:')}{Path(ref_photo).suffix or '.png'}"
+                shutil.copyfile(ref_photo, store / name)
                 note = " Reference photo stored."
-        return f"Imported credential for **{credential.subject_name}** (`{credential.credential_id}`).{note}", self.table()
+        text = f"Imported credential for **{credential.subject_name}** (`{credential.credential_id}`).{note}"
+        return text, self.table()
 
     # --- lists, revocation, renders under a credential
 
@@ -216,7 +220,8 @@ def build_consent_tab(ctx: WebContext) -> gr.Tab:
                 enroll_out = gr.Markdown(elem_id="enroll-out")
             with gr.Column():
                 gr.Markdown("### 2. Import a credential\nDrop the file: its terms show here before anything is stored.")
-                cred_file = gr.File(label="Credential (JSON)", file_types=[".json"], type="filepath", elem_id="cred-file")
+                cred_file = gr.File(label="Credential (JSON)", file_types=[".json"], type="filepath",
+                                    elem_id="cred-file")
                 cred_preview = gr.HTML(_CSS, elem_id="cred-preview")
                 ref_file = gr.File(label="Reference photo (optional)", type="filepath", elem_id="ref-file")
                 import_btn = gr.Button("Accept and import", variant="primary", interactive=False, elem_id="import-btn")

@@ -28,17 +28,19 @@ HOME_TAB = {Role.OPERATOR: "render", Role.CONSENT_OFFICER: "consent", Role.AUDIT
 STAGES = ("verify", "animate", "watermark", "encode", "sign", "log")
 
 
-def stages_of(message: str) -> tuple[str, ...]:
-    """Which of ``STAGES`` a pipeline progress message belongs to (none while queued)."""
+def stages_of(message: str) -> tuple[str, ...] | None:
+    """Which of ``STAGES`` a pipeline progress message belongs to: () while queued, None if unknown."""
     text = message.lower()
     if "animat" in text:
         return ("animate", "watermark", "encode")
     # the read-back of the mark from the encoded file closes the encode stage
-    for word, stage in (("queue", None), ("again", "animate"), ("confirm", "encode"), ("watermark", "watermark"), ("encod", "encode"), ("sign", "sign"),
-                        ("deliver", "log"), ("ledger", "log"), ("done", "log")):
+    for word, stage in (("queue", None), ("again", "animate"), ("confirm", "encode"), ("watermark", "watermark"),
+                        ("encod", "encode"), ("sign", "sign"), ("deliver", "log"), ("ledger", "log"),
+                        ("done", "log"), ("read", "verify"), ("analys", "verify"), ("verif", "verify"),
+                        ("consent", "verify")):
         if word in text:
             return (stage,) if stage else ()
-    return ("verify",)  # reading the inputs, analysing the face, verifying consent
+    return None
 
 
 class RenderProgress:
@@ -49,16 +51,19 @@ class RenderProgress:
         self._progress = progress
         self._clock = clock
         self._frames_since: tuple[float, int] | None = None  # (time, frames) of the first frame report
+        self._active: tuple[str, ...] = ("verify",)  # a message this page does not know keeps the last stage
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
         self._progress(done / total if total else None, desc=self.describe(stage, done, total))
 
     def describe(self, stage: str, done: int, total: int | None) -> str:
-        active = stages_of(stage)
+        known = stages_of(stage)
+        active = self._active = self._active if known is None else known
         if not active:
             return f"{stage} (waiting for a render worker)"
         first = STAGES.index(active[0])
-        track = " ".join(("✓" if i < first else "▶" if name in active else "·") + name for i, name in enumerate(STAGES))
+        marks = ("✓" if i < first else "▶" if name in active else "·" for i, name in enumerate(STAGES))
+        track = " ".join(mark + name for mark, name in zip(marks, STAGES))
         if "animate" not in active or not total:
             return f"{track} — {stage}"
         return f"{track} — frame {done}/{total}{self._time_left(done, total)}"
@@ -232,7 +237,8 @@ class RenderHandlers:
         """Cancel this operator's open renders (queued ones at once, running ones within a second or
         so). One still being checked has no ledger record yet: it is cancelled as soon as it has."""
         ledger = self.ctx.ledger
-        mine = [r.render_id for r in ledger.list_renders(limit=500) if r.status == "started" and r.operator == user.username]
+        mine = [r.render_id for r in ledger.list_renders(limit=500)
+                if r.status == "started" and r.operator == user.username]
         outcomes = [ledger.request_cancel(render_id, actor=user.username) for render_id in mine]
         with self._runs_lock:
             waiting = [run for run in self._runs if run.operator == user.username]

@@ -45,7 +45,8 @@ class UploadJanitor:
             self._in_use[path] += 1
         claims.append(path)
         if not Path(path).is_file():
-            raise gr.Error("The uploaded file is no longer on the server (uploads are deleted after use). Upload it again.")
+            raise gr.Error("The uploaded file is no longer on the server (uploads are deleted after use). "
+                           "Upload it again.")
 
     def release(self, path: str | None, claims: list[str] | None = None) -> None:
         """This request is done with ``path`` (its claim in ``claims``, if any, is dropped);
