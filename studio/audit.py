@@ -25,7 +25,10 @@ Exit codes (for scripts; also in ``--help`` and docs/provenance.md):
      required (ledger, render.started) but the receipt says is absent, or a render the ledger
      records as never delivered (lost)
 
-With a ledger record found, the report also says "label: required yes/no, present yes/no".
+With a ledger record found, the report also says "label: required yes/no, present yes/no", the
+credential's terms (subject, grantor, project, purposes), the render's position in the log and
+whether the whole log verifies. ``AuditReport.to_json()`` and ``to_html()`` are the report an
+auditor downloads and files.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ EXIT_RECORDS_DISAGREE = 7
 WatermarkStatus = Literal["found", "not found", "no key"]
 _CHUNK = 16  # frames per detection batch: bounded memory for long videos
 _CA_FILE = Path("c2pa") / "ca.pem"
+# What "trusted" means for a manifest, in the words the report and the page use.
+TRUSTED_MEANS = ("the manifest is intact and its signing certificate chains to this studio's own root "
+                 "certificate authority (c2pa/ca.pem in the data folder), not to a public trust list")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +90,11 @@ class AuditReport:
     receipt: "ReceiptCheck | None" = None
     log: list[dict[str, Any]] | None = None  # the ledger checkpoints this file/receipt carry, checked
     notes: list[str] = field(default_factory=list)
+    # The credential the render was made under, from the ledger (subject, grantor, project, purposes...).
+    credential: dict[str, Any] | None = None
+    # The whole log's verification at audit time: {"ok", "summary", "events", "head_seq"}.
+    log_verified: dict[str, Any] | None = None
+    audited_at: str | None = None  # ISO 8601 UTC time of the audit
 
     @property
     def rollback(self) -> list[str]:
@@ -128,6 +139,13 @@ class AuditReport:
         return EXIT_MANIFEST_BAD
 
     @property
+    def made_here(self) -> str:
+        """``yes`` (this studio's mark, or its trusted manifest, is in the file), ``no``, or ``unknown`` (no key)."""
+        if self.watermark.status == "found" or self.manifest.status == "trusted":
+            return "yes"
+        return "unknown" if self.watermark.status == "no key" else "no"
+
+    @property
     def verdict(self) -> str:
         code = self.exit_code
         if code == EXIT_OURS:
@@ -166,7 +184,24 @@ class AuditReport:
             "notes": list(self.notes),
             "verdict": self.verdict,
             "exit_code": self.exit_code,
+            "made_here": self.made_here,
+            "credential": self.credential,
+            "log_verified": self.log_verified,
+            "trusted_means": TRUSTED_MEANS,
+            "audited_at": self.audited_at,
         }
+
+    def to_json(self) -> str:
+        """The report as canonical JSON: sorted keys, two-space indent, UTF-8 text, one trailing newline."""
+        import json
+
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+    def to_html(self) -> str:
+        """The report as one printable, self-contained HTML page (no scripts, no external resources)."""
+        from studio.audit_report import render_html
+
+        return render_html(self)
 
 
 def inspect_video(
@@ -228,6 +263,13 @@ def format_report(report: AuditReport) -> list[str]:
     lines.extend(f"  failure:  {failure}" for failure in manifest.failures)
     if report.ledger is not None:
         lines.extend(_ledger_lines(report.ledger, report.receipt))
+    if report.credential is not None:
+        terms = report.credential
+        lines.append(f"credential: subject {terms['subject_name']}; granted by {grantor_words(terms)}")
+        lines.append(f"            project {terms['project']}; purposes {', '.join(terms['purposes'])}")
+    if report.log_verified is not None:
+        state = "verifies" if report.log_verified["ok"] else "DOES NOT VERIFY"
+        lines.append(f"log:        the whole ledger {state} ({report.log_verified['summary']})")
     if report.receipt is not None:
         lines.extend(receipt_lines(report.receipt))
     lines.extend(_log_lines(report.log))
@@ -248,9 +290,28 @@ def _ledger_lines(entry: dict[str, Any], receipt: "ReceiptCheck | None" = None) 
         f"            credential {entry['credential_id']} ({revoked}); purpose {entry['purpose']}; project {entry['project']}",
         f"            this file is {exact}",
     ]
+    if entry.get("position"):
+        lines.append(f"            {position_words(entry['position'])}")
     if receipt is None or not receipt.found:  # with a receipt file, its own label line is printed
         lines.append(_label_line(entry.get("label_required"), entry.get("label_present")))
     return lines
+
+
+def grantor_words(credential: dict[str, Any]) -> str:
+    """``self``, or e.g. ``estate: Jane Doe (for John Doe)``."""
+    grantor = credential.get("grantor") or {}
+    words = str(grantor.get("role", "unknown"))
+    if grantor.get("name"):
+        words += f": {grantor['name']}"
+    if grantor.get("represents"):
+        words += f" (for {grantor['represents']})"
+    return words
+
+
+def position_words(position: dict[str, Any]) -> str:
+    """Where the render's events sit in the log, e.g. ``log position: render.started #12, ... of 15 events``."""
+    events = ", ".join(f"{kind} #{seq}" for kind, seq in position["events"].items())
+    return f"log position: {events or 'no events'} of {position['head_seq']} events"
 
 
 def _label_line(required: bool | None, present: bool | None) -> str:
@@ -499,22 +560,32 @@ def audit_video(
     trust_anchor_pem: str | None = None,
     max_frames: int | None = None,
     receipt_path: Path | None = None,
+    verify_log: bool = True,
 ) -> AuditReport:
     """``inspect_video`` plus this studio's ledger record of the render the mark names.
 
     The ledger is opened from ``config`` when not given (and only if it exists: an audit
-    creates nothing). The record says who rendered it, when, under which credential, whether
-    that credential is revoked now, and whether the file is the exact delivered bytes.
+    creates nothing). The record says who rendered it, when, under which credential (and
+    that credential's terms), whether it is revoked now, whether the file is the exact
+    delivered bytes, and where the render's events sit in the log; ``verify_log`` also checks
+    the whole log (``Ledger.verify``) so the report says whether it can be believed.
     """
     import dataclasses
+    from datetime import datetime, timezone
 
     report = inspect_video(path, config, watermark_key=watermark_key, trust_anchor_pem=trust_anchor_pem,
                            max_frames=max_frames)
+    report = dataclasses.replace(report, audited_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     if ledger is None:
         ledger = open_existing_ledger(config)
     if ledger is None:
         return dataclasses.replace(report, ledger={"found": False, "available": False},
                                    notes=[*report.notes, "no ledger in this data folder"])
+    if verify_log:
+        checked = ledger.verify()
+        report = dataclasses.replace(report, log_verified={
+            "ok": checked.ok, "summary": checked.summary(), "events": checked.events_checked,
+            "head_seq": checked.head_seq})
     if receipt_path is not None:  # it checks the receipt's own ledger checkpoint too
         report = dataclasses.replace(report, receipt=verify_receipt(receipt_path, ledger=ledger, video=path))
     report = dataclasses.replace(
@@ -547,8 +618,50 @@ def audit_video(
         # From the ledger: what render.started recorded, and what the committed receipt says.
         "label_required": record.inputs.get("label_required"),
         "label_present": None if record.receipt is None else record.receipt.get("ai_label"),
+        "position": _render_position(ledger, record.render_id),
     }
-    return dataclasses.replace(report, ledger=entry)
+    return dataclasses.replace(report, ledger=entry, credential=_credential_terms(ledger, record.credential_id))
+
+
+def _render_position(ledger: Any, render_id: str) -> dict[str, Any]:
+    """The sequence numbers of the render's events in the log, and the log's length now."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from studio.ledger.records import state_events
+    from studio.ledger.tables import EventRow
+
+    kinds = ("render.started", "render.claimed", "render.finished", "render.failed", "render.lost")
+    with Session(ledger.engine) as session:
+        events = {event[1]: event[0] for event in state_events(session, kinds, key="render_id", value=render_id)}
+        head = session.scalar(select(func.max(EventRow.seq))) or 0
+    return {"events": dict(sorted(events.items(), key=lambda item: item[1])), "head_seq": int(head)}
+
+
+def _credential_terms(ledger: Any, credential_id: str | None) -> dict[str, Any] | None:
+    """The credential's terms an auditor asks about, from the stored (log-checked) document."""
+    from studio.ledger.errors import LedgerTampered, UnknownCredential
+
+    if not credential_id:
+        return None
+    try:
+        credential = ledger.get_credential(credential_id)
+    except (UnknownCredential, LedgerTampered) as exc:  # unknown, or not the document the log recorded
+        return {"credential_id": credential_id, "problem": exc.user_message(), "subject_name": "unknown",
+                "grantor": {}, "project": "unknown", "purposes": []}
+    return {
+        "credential_id": credential.credential_id,
+        "subject_name": credential.subject_name,
+        "subject_id": credential.subject_id,
+        "grantor": dict(credential.grantor),
+        "grantee": credential.grantee_name,
+        "issuer": credential.issuer,
+        "project": credential.project,
+        "purposes": list(credential.purposes),
+        "label_required": credential.disclosure_required,
+        "valid_from": credential.valid_from.isoformat(),
+        "valid_until": None if credential.valid_until is None else credential.valid_until.isoformat(),
+    }
 
 
 def check_log_extends(ledger: Any, carried: list[tuple[str, str | None]]) -> list[dict[str, Any]]:

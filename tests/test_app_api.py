@@ -81,7 +81,7 @@ def test_wrong_password_is_refused_and_logged(server):
         ("operator", "/verify_ledger", ()),
         ("operator", "/export_ledger", ()),
         ("operator", "/revoke", ("x", "y")),
-        ("operator", "/enroll", ("did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK", "x")),
+        ("operator", "/enroll", ("did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK", "x", True)),
         ("operator", "/list_users", ()),
         ("auditor", "/revoke", ("x", "y")),
         ("auditor", "/list_credentials", ()),

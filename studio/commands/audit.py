@@ -22,6 +22,8 @@ from studio.audit import (
 )
 from studio.commands._common import echo, get_config
 
+_REPORT_FORMATS = {".json": "json", ".html": "html", ".htm": "html"}
+
 app = typer.Typer(no_args_is_help=True, help="Inspect any video: watermark, C2PA manifest, ledger.")
 
 
@@ -36,6 +38,9 @@ def inspect_command(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     max_frames: Optional[int] = typer.Option(
         None, "--max-frames", min=1, help="Search only the first N frames (default: all)."
+    ),
+    report_file: Optional[Path] = typer.Option(
+        None, "--report", help="Also write the audit report to this file: .json (canonical JSON) or .html (one page)."
     ),
 ) -> None:
     """Report a video's watermark, C2PA manifest and ledger record; or verify a receipt.
@@ -53,6 +58,8 @@ def inspect_command(
     """
     if video is None and receipt is None:
         raise typer.BadParameter("give a VIDEO, a --receipt FILE, or both")
+    if report_file is not None and (video is None or report_file.suffix.lower() not in _REPORT_FORMATS):
+        raise typer.BadParameter("--report needs a VIDEO and a file name ending in .json or .html")
     config = get_config()
     if video is None:
         assert receipt is not None
@@ -70,6 +77,9 @@ def inspect_command(
             raise typer.Exit(check.exit_code)
         return
     report = audit_video(video, config=config, max_frames=max_frames, receipt_path=receipt)
+    if report_file is not None:
+        text = report.to_json() if _REPORT_FORMATS[report_file.suffix.lower()] == "json" else report.to_html()
+        report_file.write_text(text, encoding="utf-8")
     if as_json:
         echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -458,6 +458,11 @@ class Ledger:
                 count += 1
         return count
 
+    def head_seq(self) -> int:
+        """The newest event's sequence number (0 while the ledger is empty)."""
+        with database.translate_errors(), Session(self._engine) as session:
+            return session.scalar(select(func.max(EventRow.seq))) or 0
+
     def events(self, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         query = select(EventRow).where(EventRow.seq > after_seq).order_by(EventRow.seq).limit(limit)
         with database.translate_errors(), Session(self._engine) as session:
@@ -908,8 +913,11 @@ class Ledger:
             row = session.scalars(query).first()
             return RenderRecord.from_row(row) if row is not None else None
 
-    def list_renders(self, *, limit: int = 100) -> list[RenderRecord]:
+    def list_renders(self, *, limit: int = 100, credential_id: str | None = None) -> list[RenderRecord]:
+        """The newest renders first; with ``credential_id``, only those made under that credential."""
         query = select(RenderRow).order_by(RenderRow.created_at.desc()).limit(limit)
+        if credential_id is not None:
+            query = query.where(RenderRow.credential_id == credential_id)
         with database.translate_errors(), Session(self._engine) as session:
             return [RenderRecord.from_row(row) for row in session.scalars(query)]
 
