@@ -176,10 +176,10 @@ def guarded(*roles: Role, consent_format: str = "{}") -> Callable[[Callable[...,
                 message = refusal_message(exc, consent_format)
                 reference = _ledger_reference(ctx.ledger, mark, username)
                 log.warning("%s refused for %s: %s: %s%s", fn.__name__, username, type(exc).__name__,
-                         exc.user_message(), f" ({reference})" if reference else "")
+                            exc.user_message(), f" ({reference})" if reference else "")
                 kind = "cancelled" if type(exc).__name__ == "RenderCancelled" else "refused"
                 ctx.board.post(session, Outcome(kind, message, next_step_for(exc, bound.arguments),
-                                                reference or "not recorded in the ledger (nothing was attempted)"))
+                                                reference or "no ledger record for this refusal"))
                 raise gr.Error(message, visible=False, print_exception=False) from None
             except Exception:
                 reference = uuid.uuid4().hex[:12]
