@@ -15,7 +15,10 @@ from _watermark_media import panning_clip
 
 from watermark import Watermarker
 from watermark.errors import FrameTooSmall, UnsupportedFrames
-from watermark.watermarker import READ_BACK_POINTS, ReadBack
+from watermark.config import DetectConfig
+from watermark.watermarker import ReadBack
+
+READ_BACK_POINTS = DetectConfig().read_back_points
 
 KEY = b"studio-secret-for-confirm-tests-01234"
 PAYLOAD = 0x0BAD_CAFE_F00D

@@ -8,16 +8,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from watermark.detect import Accumulator, Detection
+from watermark.accumulator import Accumulator
+from watermark.config import DetectConfig, EmbedConfig
+from watermark.decode import Detection
 from watermark.embed import FrameEmbedder
 from watermark.errors import UnsupportedFrames, WeakWatermarkKey
 from watermark.frames import MIN_DETECT_SIDE, MIN_EMBED_SIDE, as_clip
 
 MIN_KEY_BYTES = 16
-# Frames a read-back has read when it asks the detector (the mark is in every frame): an
-# unaltered file reads from the first few without a search (the detector's untouched-geometry
-# stage), and more frames are read only if they do not.
-READ_BACK_POINTS = (4, 16, 64)
 
 
 @dataclass(frozen=True)
@@ -35,21 +33,25 @@ class Watermarker:
     """Embeds and detects a 48-bit payload under a secret key.
 
     Without the key the pattern is indistinguishable from noise and cannot be read,
-    and a detector holding another key finds nothing.
+    and a detector holding another key finds nothing. ``embed_config`` and ``detect_config``
+    are the tuning (the shipped values by default; a benchmark passes others).
     """
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, *, embed_config: EmbedConfig | None = None,
+                 detect_config: DetectConfig | None = None) -> None:
         if not isinstance(key, (bytes, bytearray)) or len(key) < MIN_KEY_BYTES:
             raise WeakWatermarkKey(f"the watermark key must be at least {MIN_KEY_BYTES} bytes")
         self._key = bytes(key)
+        self.embed_config = EmbedConfig() if embed_config is None else embed_config
+        self.detect_config = DetectConfig() if detect_config is None else detect_config
 
     def embedder(self, height: int, width: int, payload: int) -> FrameEmbedder:
         """A streaming embedder for frames of one size; ``.embed(chunk)`` marks each chunk."""
-        return FrameEmbedder(key=self._key, height=height, width=width, payload=payload)
+        return FrameEmbedder(key=self._key, height=height, width=width, payload=payload, config=self.embed_config)
 
     def accumulator(self) -> Accumulator:
         """A streaming detector: ``.add(chunk)`` for every chunk, then ``.result()``."""
-        return Accumulator(key=self._key)
+        return Accumulator(key=self._key, config=self.detect_config)
 
     def embed(self, frames: np.ndarray, payload: int) -> np.ndarray:
         """Marked copy of ``frames`` ((T, H, W, 3) or (H, W, 3) uint8) carrying ``payload``."""
@@ -82,11 +84,12 @@ class Watermarker:
 
         ``frames`` yields the copy's frames in order, each a luma plane (H, W) uint8 (a
         decoder's Y plane: no colour conversion needed) or an RGB frame (H, W, 3) uint8, all of
-        one kind. The detector is asked after ``READ_BACK_POINTS`` frames; reading stops at the
+        one kind. The detector is asked after ``detect_config.read_back_points`` frames; reading stops at the
         first point where the payload is read, and at the last point. A copy shorter than the
         next point is judged on all its frames. An iterator with ``close()`` (a generator over
         an open file) is closed when reading stops.
         """
+        points = self.detect_config.read_back_points
         acc = self.accumulator()
         used, last, rgb = 0, None, None
         try:
@@ -101,9 +104,9 @@ class Watermarker:
                 else:
                     acc.add_luma(frame)
                 used += 1
-                if used in READ_BACK_POINTS:
+                if used in points:
                     last = (used, acc.result())
-                    if last[1].payload == payload or used == READ_BACK_POINTS[-1]:
+                    if last[1].payload == payload or used == points[-1]:
                         break
         finally:
             close = getattr(frames, "close", None)
