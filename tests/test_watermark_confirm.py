@@ -14,8 +14,8 @@ import pytest
 from _watermark_media import panning_clip
 
 from watermark import Watermarker
-from watermark.errors import FrameTooSmall, UnsupportedFrames
 from watermark.config import DetectConfig
+from watermark.errors import FrameTooSmall, UnsupportedFrames
 from watermark.watermarker import ReadBack
 
 READ_BACK_POINTS = DetectConfig().read_back_points

@@ -6,6 +6,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from watermark import ecc
 from watermark._pattern import LAYOUT_ROWS, keyed_mask, rows_for_frame
@@ -35,12 +36,12 @@ class Accumulator:
     def __init__(self, *, key: bytes, config: DetectConfig | None = None) -> None:
         self._key = key
         self._config = DetectConfig() if config is None else config
-        self._plain: np.ndarray | None = None
-        self._sums: dict[int, np.ndarray] | None = None
+        self._plain: NDArray[Any] | None = None
+        self._sums: dict[int, NDArray[Any]] | None = None
         self._shape: tuple[int, int] | None = None
         self._count = 0
 
-    def add(self, frames: np.ndarray) -> None:
+    def add(self, frames: NDArray[Any]) -> None:
         """Add a chunk of frames ((T, H, W, 3) or (H, W, 3) uint8) to the running sum."""
         clip, _ = as_clip(frames, min_side=MIN_DETECT_SIDE)
         work_size = self._start(*clip.shape[1:3])
@@ -48,7 +49,7 @@ class Accumulator:
             small = frame if frame.shape[1::-1] == work_size else cv2.resize(frame, work_size, interpolation=cv2.INTER_AREA)
             self._add_work(luma(small))
 
-    def add_luma(self, planes: np.ndarray) -> None:
+    def add_luma(self, planes: NDArray[Any]) -> None:
         """Add decoded luma planes ((T, H, W) or (H, W) uint8, e.g. a video's Y plane).
 
         The detector only ever reads brightness, and its whitening and equalisation make it
@@ -73,7 +74,7 @@ class Accumulator:
             small = plane if plane.shape[::-1] == work_size else cv2.resize(plane, work_size, interpolation=cv2.INTER_AREA)
             self._add_work(small.astype(np.float32))
 
-    def _add_work(self, y: np.ndarray) -> None:
+    def _add_work(self, y: NDArray[Any]) -> None:
         """Add one frame's luma (h', w') float32 at working resolution."""
         assert self._sums is not None and self._plain is not None
         self._plain += y

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from watermark import ecc
 from watermark._pattern import LAYOUT_ROWS, keyed_mask
@@ -46,11 +47,11 @@ class Detection:
 
     payload: int | None
     confidence: float
-    bit_scores: np.ndarray
+    bit_scores: NDArray[Any]
     details: dict[str, Any] = field(default_factory=dict)
 
 
-View = np.ndarray | dict[int, np.ndarray]
+View = NDArray[Any] | dict[int, NDArray[Any]]
 
 
 def search_and_decode(work: View | list[View], *, key: bytes, details: dict[str, Any] | None = None,
@@ -111,7 +112,7 @@ def search_and_decode(work: View | list[View], *, key: bytes, details: dict[str,
     return Detection(None, 0.0, scores, info)
 
 
-def untouched(views: list[Any], tpl: PilotTemplates) -> list[tuple[np.ndarray, np.ndarray]]:
+def untouched(views: list[Any], tpl: PilotTemplates) -> list[tuple[NDArray[Any], NDArray[Any]]]:
     """For every view (an image, or one image per layout), its samples at ``K_FINE`` per cell
     of ``tpl``'s layout at the untouched geometry (scale 1, offset 0, upright) and the coded
     bits' soft scores there (``origin_scores``): what stage 0 decodes and ``confirms`` checks."""
@@ -123,7 +124,7 @@ def untouched(views: list[Any], tpl: PilotTemplates) -> list[tuple[np.ndarray, n
     return out
 
 
-def _unmoved_first(views: list[dict[int, np.ndarray]], templates: dict[int, PilotTemplates], rows: int, mask: np.ndarray,
+def _unmoved_first(views: list[dict[int, NDArray[Any]]], templates: dict[int, PilotTemplates], rows: int, mask: NDArray[Any],
                    info: dict[str, Any], state: dict[str, Any], checked: set[bytes], checks: int) -> Detection | None:
     """Stage 0: the untouched geometry (scale 1, offset 0, upright) of layout ``rows`` in the
     best ``checks`` views, best decodability first: the most likely word of each, one CRC check
@@ -147,7 +148,7 @@ def _unmoved_first(views: list[dict[int, np.ndarray]], templates: dict[int, Pilo
     return None
 
 
-def _decode(places: list[tuple[Geometry, Candidate]], tpl: PilotTemplates, mask: np.ndarray, info: dict[str, Any],
+def _decode(places: list[tuple[Geometry, Candidate]], tpl: PilotTemplates, mask: NDArray[Any], info: dict[str, Any],
             state: dict[str, Any], plan: tuple[int, ...], checked: set[bytes] | None = None) -> Detection | None:
     """One decode attempt at a candidate: at most ``sum(plan)`` CRC checks, ``plan[i]`` of them
     at its ``i``-th best fine position (``places``, best first); a Detection for the first

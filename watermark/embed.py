@@ -33,17 +33,19 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from watermark import ecc
 from watermark._pattern import LAYOUT_ROWS, keyed_mask, make_layout, render_cells, rows_for_frame
-from watermark.signal import WORK_SIDE, equalizer_weights, origin_scores
 from watermark.config import EmbedConfig
 from watermark.errors import UnsupportedFrames
 from watermark.frames import MIN_EMBED_SIDE, as_clip, luma
 from watermark.payload import WatermarkPayload
+from watermark.signal import WORK_SIDE, equalizer_weights, origin_scores
 
 _MASK_SIDE = 192  # short side of the image the texture mask is computed on
 _TEXTURE_GAIN = 0.6
@@ -136,13 +138,13 @@ def _add_pool() -> ThreadPoolExecutor:
 class _KeyMark:
     """The rounded mark of one keyframe, ready to add: uint8 (H, W, 3) up and down parts."""
 
-    probe: np.ndarray  # (h', w') float32 luma of the keyframe on the probe grid
-    up: np.ndarray
-    down: np.ndarray
+    probe: NDArray[Any]  # (h', w') float32 luma of the keyframe on the probe grid
+    up: NDArray[Any]
+    down: NDArray[Any]
     age: int = 0  # frames since the keyframe
 
 
-def texture_strength(frame: np.ndarray, floor: float, ceiling: float) -> np.ndarray:
+def texture_strength(frame: NDArray[Any], floor: float, ceiling: float) -> NDArray[Any]:
     """Per-pixel embedding strength in grey levels from local texture, float32 (h, w) small:
     ``floor`` on flat areas, rising with texture up to ``ceiling``."""
     step = max(1, min(frame.shape[:2]) // (2 * _MASK_SIDE))
@@ -155,19 +157,20 @@ def texture_strength(frame: np.ndarray, floor: float, ceiling: float) -> np.ndar
     y = luma(small)  # (h, w)
     detail = np.abs(y - cv2.GaussianBlur(y, (0, 0), 1.0))
     activity = cv2.GaussianBlur(detail, (0, 0), 2.0)
-    return np.clip(floor + _TEXTURE_GAIN * activity, floor, ceiling)
+    strength: NDArray[Any] = np.clip(floor + _TEXTURE_GAIN * activity, floor, ceiling)
+    return strength
 
 
-def tone_clipped_share(frame: np.ndarray) -> float:
+def tone_clipped_share(frame: NDArray[Any]) -> float:
     """The share of the luma of ``frame`` (h, w, 3) uint8 that a tone edit that clips
     (brightness +-30, contrast x1.3) wipes out: a channel value under 30 or over 225 counts with
     its luma weight. Cheap (it runs on every keyframe): a count per channel."""
     pixels = frame.shape[0] * frame.shape[1]
-    kept = [cv2.countNonZero(cv2.inRange(channel, _CLIP_LOW, _CLIP_HIGH)) / pixels for channel in cv2.split(frame)]
+    kept = [cv2.countNonZero(cv2.inRange(channel, _CLIP_LOW, _CLIP_HIGH)) / pixels for channel in cv2.split(frame)]  # type: ignore[call-overload]  # OpenCV takes a scalar here; its stubs do not say so
     return 1.0 - float(np.dot(kept, _LUMA_WEIGHTS))
 
 
-def tone_edited(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def tone_edited(frame: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any], float]:
     """A model of ``frame`` (h, w, 3) uint8 after a tone edit that clips (brightness +-30,
     contrast x1.3): its luma with the clipped channels at 0 or 255, float32 (h, w); the
     fraction of a luma change (added to R, G and B alike) that survives, per pixel, float32
@@ -209,7 +212,7 @@ class FrameEmbedder:
         self._key: _KeyMark | None = None  # the mark of the last keyframe, reused until the host changes
         self.keyframes = 0  # how many frames were analysed (for benchmarks and tests)
 
-    def embed(self, frames: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+    def embed(self, frames: NDArray[Any], *, out: NDArray[Any] | None = None) -> NDArray[Any]:
         """Return marked copies of ``frames`` ((T, H, W, 3) or (H, W, 3) uint8, same shape).
 
         ``out`` (same shape and dtype; may be ``frames`` itself) receives the marked frames
@@ -245,7 +248,7 @@ class FrameEmbedder:
             add(slice(None))
         return result
 
-    def _keymark_for(self, frame: np.ndarray) -> "_KeyMark":
+    def _keymark_for(self, frame: NDArray[Any]) -> "_KeyMark":
         """The mark for ``frame``: the last keyframe's while the host stays close to it.
 
         Analysing a frame (the informed correction) costs far more than adding a mark, and
@@ -266,13 +269,13 @@ class FrameEmbedder:
             if not (cut or due):
                 return key
         delta = cv2.add(self.mark(frame), self._dither)  # (H, W); rounds to floor(x + u)
-        up = cv2.convertScaleAbs(cv2.max(delta, 0.0))
-        down = cv2.convertScaleAbs(cv2.min(delta, 0.0))
+        up = cv2.convertScaleAbs(cv2.max(delta, 0.0))  # type: ignore[call-overload]  # OpenCV takes a scalar here; its stubs do not say so
+        down = cv2.convertScaleAbs(cv2.min(delta, 0.0))  # type: ignore[call-overload]
         self._key = _KeyMark(probe=probe, up=cv2.merge([up, up, up]), down=cv2.merge([down, down, down]))
         self.keyframes += 1
         return self._key
 
-    def mark(self, frame: np.ndarray) -> np.ndarray:
+    def mark(self, frame: NDArray[Any]) -> NDArray[Any]:
         """The luma change for one frame (H, W, 3) uint8, float32 (H, W), before rounding.
 
         The analysis runs at the detector's working resolution (what it will see), only
@@ -336,6 +339,7 @@ class FrameEmbedder:
         correction = (unit_cells * scale[self._bits]).astype(np.float32)
         delta = cv2.add(delta, render_cells(correction, sh, sw))
         if tone_cells is not None:  # the tone plan's correction, only where the edit leaves it
+            assert tone_keep is not None  # set with tone_cells
             at_synth = tone_keep if tone_keep.shape == (sh, sw) else cv2.resize(tone_keep, (sw, sh), interpolation=cv2.INTER_AREA)
             delta = cv2.add(delta, cv2.multiply(render_cells(tone_cells.astype(np.float32), sh, sw), at_synth))
         rms = cv2.norm(delta) / np.sqrt(sh * sw)
@@ -364,8 +368,8 @@ class FrameEmbedder:
             delta = cv2.multiply(delta, min(refill, max_rms / rms))
         return _ssim_guard(frame, delta, self._dither, config.min_ssim)  # (H, W)
 
-    def _plan(self, host: np.ndarray, base: np.ndarray, keep: np.ndarray | None, cols: int, budget: float,
-              weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _plan(self, host: NDArray[Any], base: NDArray[Any], keep: NDArray[Any] | None, cols: int, budget: float,
+              weight: NDArray[Any] | None = None) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
         """Plan the informed correction against the detector's model of ``host + base`` (h', w'),
         a unit of correction counting ``keep`` times where given (the tone plan: the share of a
         luma change an edit leaves; the caller scales ``base`` alike). Returns the units per
@@ -376,12 +380,13 @@ class FrameEmbedder:
         if weight is None:
             weight = equalizer_weights(host, layout.rows, _MODEL_K)[:, :cols]
             weight = weight / (float(np.sqrt(np.mean(weight**2))) + 1e-12)
-        kept = (lambda x: x) if keep is None else (lambda x: x * keep)
         before = origin_scores(host + base, layout, _MODEL_K) * sign  # (N_CODED,)
         shape = weight if _CORRECTION_WEIGHTING == 1.0 else weight**_CORRECTION_WEIGHTING
         unit_cells = np.zeros_like(self._data_cells)
         unit_cells[:, :cols] = np.where(self._is_data[:, :cols], self._data_cells[:, :cols] * shape, 0.0)
-        unit = kept(render_cells(unit_cells, *work_size[::-1]))  # (h', w') one unit of correction on every bit
+        unit = render_cells(unit_cells, *work_size[::-1])  # (h', w') one unit of correction on every bit
+        if keep is not None:
+            unit = unit * keep
         after = origin_scores(host + base + unit, layout, _MODEL_K) * sign
         response = np.maximum(after - before, 0.05 * float(np.mean(np.abs(after - before))) + 1e-6)
         bit_energy = np.bincount(self._bits[self._is_data], weights=unit_cells[self._is_data] ** 2,
@@ -390,7 +395,7 @@ class FrameEmbedder:
         return _plan_correction(before, response, unit_cost, budget), unit_cells, unit_cost
 
 
-def channel_ssim(x: np.ndarray, delta: np.ndarray, dither: np.ndarray | None = None) -> float:
+def channel_ssim(x: NDArray[Any], delta: NDArray[Any], dither: NDArray[Any] | None = None) -> float:
     """Mean SSIM between one channel ``x`` and ``x + delta`` (float32 (H, W)), as skimage
     computes it by default: 7x7 uniform windows, sample covariances, K1 = 0.01, K2 = 0.03,
     range 255, the 3-pixel border left out. With ``dither`` (H, W), the change is rounded and
@@ -408,7 +413,7 @@ def channel_ssim(x: np.ndarray, delta: np.ndarray, dither: np.ndarray | None = N
     return float(np.mean(s[3:-3, 3:-3])) if min(s.shape) > 6 else float(np.mean(s))
 
 
-def frame_ssim(frame: np.ndarray, delta: np.ndarray, dither: np.ndarray | None = None) -> float:
+def frame_ssim(frame: NDArray[Any], delta: NDArray[Any], dither: NDArray[Any] | None = None) -> float:
     """SSIM of an RGB frame (H, W, 3) uint8 against ``frame + delta`` on every channel, the mean
     over R, G and B (the quality target's measure), without rounding or clipping. Frames over
     ``_SSIM_FULL_PIXELS`` are estimated from evenly spaced bands of rows: a quarter of the
@@ -423,8 +428,8 @@ def frame_ssim(frame: np.ndarray, delta: np.ndarray, dither: np.ndarray | None =
                           for b in bands for c in range(3)]))
 
 
-def _ssim_guard(frame: np.ndarray, delta: np.ndarray, dither: np.ndarray | None = None,
-                min_ssim: float = EmbedConfig.min_ssim) -> np.ndarray:
+def _ssim_guard(frame: NDArray[Any], delta: NDArray[Any], dither: NDArray[Any] | None = None,
+                min_ssim: float = EmbedConfig.min_ssim) -> NDArray[Any]:
     """Scale ``delta`` down, if needed, so that ``frame_ssim(frame, delta, dither) >= min_ssim``
     (with the embedder's ``dither``: the SSIM of the frame it will actually write; rounding
     costs up to 0.002 on smooth pictures, and clipping at 0 and 255 gives some back).
@@ -440,11 +445,11 @@ def _ssim_guard(frame: np.ndarray, delta: np.ndarray, dither: np.ndarray | None 
         loss = 1.0 - frame_ssim(frame, delta, dither)
         if loss <= 1.0 - min_ssim:
             break
-        delta = cv2.multiply(delta, float(np.sqrt((1.0 - min_ssim) / loss)) * 0.98)
+        delta = cv2.multiply(delta, float(np.sqrt((1.0 - min_ssim) / loss)) * 0.98)  # type: ignore[call-overload]  # OpenCV takes a scalar here; its stubs do not say so
     return delta
 
 
-def _plan_correction(before: np.ndarray, response: np.ndarray, unit_cost: np.ndarray, budget: float) -> np.ndarray:
+def _plan_correction(before: NDArray[Any], response: NDArray[Any], unit_cost: NDArray[Any], budget: float) -> NDArray[Any]:
     """How many units of correction each coded bit gets, float (N_CODED,).
 
     For each target margin, bits below it are lifted to it cheapest first until the energy
@@ -465,4 +470,5 @@ def _plan_correction(before: np.ndarray, response: np.ndarray, unit_cost: np.nda
     final = before[None, :] + response[None, :] * scale
     quality = final.mean(axis=1) / (final.std(axis=1) + 1e-9)  # (M,)
     enough = np.flatnonzero(quality >= _ENOUGH)
-    return scale[int(enough[0]) if len(enough) else int(np.argmax(quality))]
+    chosen: NDArray[Any] = scale[int(enough[0]) if len(enough) else int(np.argmax(quality))]
+    return chosen

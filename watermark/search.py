@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import fft as sp_fft
 
 from watermark import ecc
@@ -38,7 +40,7 @@ class Candidate:
     view: int = 0  # which aggregate of the frames it was found in (see ``search_and_decode``)
 
 
-def search_scales(rows: int, min_scale: float) -> np.ndarray:
+def search_scales(rows: int, min_scale: float) -> NDArray[Any]:
     """The scales a layout is searched at, from 1 down to ``min_scale``."""
     step = 0.64 / rows  # keeps the scale error below ~0.3 cell across the frame
     return np.arange(1.0, min_scale - 1e-9, -step)
@@ -53,9 +55,9 @@ class PilotTemplates:
             k: whiten(render_cells(layout.pilot, layout.rows * k, layout.cols * k), k) for k in (K_SEARCH, K_FINE)
         }
         self.pilot_power = {k: float(np.mean(p**2)) for k, p in self.pilot.items()}
-        self._spectra: dict[tuple[int, ...], np.ndarray] = {}
+        self._spectra: dict[tuple[int, ...], NDArray[Any]] = {}
 
-    def region_spectrum(self, k: int, top: int, left: int, shape: tuple[int, int]) -> np.ndarray:
+    def region_spectrum(self, k: int, top: int, left: int, shape: tuple[int, int]) -> NDArray[Any]:
         """rfft2 of pilot[top:top+h, left:left+w] (zeros outside the pilot), cached."""
         key = (k, top, left, *shape)
         if key not in self._spectra:
@@ -70,7 +72,7 @@ def pilot_templates(key: bytes, rows: int) -> PilotTemplates:
     return PilotTemplates(make_layout(key, rows))
 
 
-def correlate(v: np.ndarray, tpl: PilotTemplates, k: int, dy_range: tuple[int, int], dx_range: tuple[int, int]) -> np.ndarray:
+def correlate(v: NDArray[Any], tpl: PilotTemplates, k: int, dy_range: tuple[int, int], dx_range: tuple[int, int]) -> NDArray[Any]:
     """Normalised ``sum(v * pilot[dy:, dx:])`` for every offset in the (inclusive) ranges.
 
     A circular FFT correlation of the size of the template region is exact for these
@@ -83,17 +85,18 @@ def correlate(v: np.ndarray, tpl: PilotTemplates, k: int, dy_range: tuple[int, i
     spectrum = tpl.region_spectrum(k, dy_range[0], dx_range[0], shape)
     corr = sp_fft.irfft2(spectrum * np.conj(sp_fft.rfft2(v, shape)), shape)[:n_dy, :n_dx]
     norm = float(np.sqrt(np.sum(v * v) * tpl.pilot_power[k])) + 1e-12
-    return corr / norm
+    z: NDArray[Any] = corr / norm
+    return z
 
 
-def offset_ranges(shape: tuple[int, int], rows: int, scale: float, k: int, margin: int) -> tuple[tuple[int, int], tuple[int, int]]:
+def offset_ranges(shape: tuple[int, ...], rows: int, scale: float, k: int, margin: int) -> tuple[tuple[int, int], tuple[int, int]]:
     hv, wv = shape
     free_y = rows * k - hv
     free_x = int(round(wv / scale)) - wv
     return (-margin, max(free_y, 0) + margin), (-margin, max(free_x, 0) + margin)
 
 
-def scan(views: list[dict[int, np.ndarray]], templates: dict[int, PilotTemplates], angles: tuple[float, ...],
+def scan(views: list[dict[int, NDArray[Any]]], templates: dict[int, PilotTemplates], angles: tuple[float, ...],
          coarse: int, min_scale: float, peaks: int, margin: int) -> list[Candidate]:
     """The ``peaks`` best pilot hits for every view, layout, scale (every ``coarse``-th) and
     angle, best first."""
@@ -109,7 +112,7 @@ def scan(views: list[dict[int, np.ndarray]], templates: dict[int, PilotTemplates
     return found
 
 
-def _best_offsets(work: np.ndarray, tpl: PilotTemplates, scale: float, angle: float, margin: int,
+def _best_offsets(work: NDArray[Any], tpl: PilotTemplates, scale: float, angle: float, margin: int,
                   peaks: int = 1) -> list[Candidate]:
     """The ``peaks`` highest pilot correlation peaks at one scale and angle (each the maximum
     of its 3 x 3 neighbourhood), best first; offsets reach ``margin`` samples past the edges."""
@@ -127,7 +130,7 @@ def _best_offsets(work: np.ndarray, tpl: PilotTemplates, scale: float, angle: fl
     return hits
 
 
-def _coarse_scores(work: np.ndarray, cand: Candidate, tpl: PilotTemplates) -> tuple[np.ndarray, np.ndarray]:
+def _coarse_scores(work: NDArray[Any], cand: Candidate, tpl: PilotTemplates) -> tuple[NDArray[Any], NDArray[Any]]:
     """Every coded bit's soft score at a search candidate (``K_SEARCH`` samples per cell) and the sum of
     its cells' squared terms, float64 (N_CODED,) each."""
     layout, k = tpl.layout, K_SEARCH
@@ -142,7 +145,7 @@ def _coarse_scores(work: np.ndarray, cand: Candidate, tpl: PilotTemplates) -> tu
             np.bincount(bit_index[data], weights=w * w, minlength=n_coded))
 
 
-def data_energy_z(score: np.ndarray, power: np.ndarray) -> float:
+def data_energy_z(score: NDArray[Any], power: NDArray[Any]) -> float:
     """How far the data cells' energy stands above chance, in standard deviations (about
     N(0, 1) on unmarked content), from ``_coarse_scores``.
 
@@ -156,7 +159,7 @@ def data_energy_z(score: np.ndarray, power: np.ndarray) -> float:
     return float((np.sum(score**2) - np.sum(power)) / (np.sqrt(2.0 * np.sum(power**2)) + 1e-12))
 
 
-def decodability_z(score: np.ndarray) -> float:
+def decodability_z(score: NDArray[Any]) -> float:
     """How much better than chance the best trellis path fits the soft scores, in standard
     deviations (``ecc.best_path_metric`` of the scores scaled to unit spread; on independent
     N(0, 1) scores that metric has mean ``_PATH_MEAN`` and spread ``_PATH_SD``).
@@ -170,7 +173,7 @@ def decodability_z(score: np.ndarray) -> float:
     return (metric - _PATH_MEAN) / _PATH_SD
 
 
-def _fit(work: np.ndarray, cand: Candidate, tpl: PilotTemplates) -> float:
+def _fit(work: NDArray[Any], cand: Candidate, tpl: PilotTemplates) -> float:
     """How well a search candidate fits a mark: pilot z plus the data energy z and the
     decodability z where those are positive. None of it needs a CRC check, so ranking by it
     leaves the false-payload bound alone. Rewards only, never penalties: on a still host the
@@ -180,7 +183,7 @@ def _fit(work: np.ndarray, cand: Candidate, tpl: PilotTemplates) -> float:
     return cand.z + max(0.0, data_energy_z(score, power)) + max(0.0, decodability_z(score))
 
 
-def rerank(views: list[dict[int, np.ndarray]], templates: dict[int, PilotTemplates], found: list[Candidate]) -> list[Candidate]:
+def rerank(views: list[dict[int, NDArray[Any]]], templates: dict[int, PilotTemplates], found: list[Candidate]) -> list[Candidate]:
     """Candidates best first by ``_fit``. After crop + H.264 the right geometry of a 256 px
     copy, and on a still dense-texture photo even unattacked, can rank below noise peaks on
     the pilot alone (26th of the pilot's candidates on one animated-face clip)."""
@@ -188,7 +191,7 @@ def rerank(views: list[dict[int, np.ndarray]], templates: dict[int, PilotTemplat
     return [found[i] for _, i in sorted(fits, key=lambda t: (-t[0], t[1]))]
 
 
-def refine_scale(work: np.ndarray, cand: Candidate, tpl: PilotTemplates, step: float, config: DetectConfig) -> Candidate:
+def refine_scale(work: NDArray[Any], cand: Candidate, tpl: PilotTemplates, step: float, config: DetectConfig) -> Candidate:
     """Best by ``_fit`` of the coarse hit and scales a quarter and half a coarse step to either
     side (on a still busy host the pilot alone moved one clip's true scale 1.0 to 0.99)."""
     best, best_fit = cand, _fit(work, cand, tpl)
@@ -208,14 +211,14 @@ class Geometry:
     """One fine-grained decode position: ``K_FINE`` samples ``v`` at a scale, and an offset."""
 
     fit: float  # pilot z + decodability z (what ranks geometries)
-    v: np.ndarray
+    v: NDArray[Any]
     dy: int
     dx: int
     z: float
     scale: float
 
 
-def refine(work: np.ndarray, cand: Candidate, tpl: PilotTemplates, step: float, config: DetectConfig) -> list[Geometry]:
+def refine(work: NDArray[Any], cand: Candidate, tpl: PilotTemplates, step: float, config: DetectConfig) -> list[Geometry]:
     """Re-sample at ``K_FINE`` per cell and re-locate the pilot within a cell of the coarse hit,
     over scales within ``config.fine_span`` coarse steps (``step``) of it; every position looked at,
     best first.
@@ -229,7 +232,7 @@ def refine(work: np.ndarray, cand: Candidate, tpl: PilotTemplates, step: float, 
     ratio = K_FINE // K_SEARCH
     dyr = (cand.dy * ratio - ratio - 1, cand.dy * ratio + ratio + 1)
     dxr = (cand.dx * ratio - ratio - 1, cand.dx * ratio + ratio + 1)
-    found: list[tuple[Geometry, np.ndarray]] = []
+    found: list[tuple[Geometry, NDArray[Any]]] = []
     for offset in np.arange(-config.fine_span, config.fine_span + 1e-9, config.fine_step):
         scale = cand.scale + float(offset) * step
         if scale > 1.0 + 1e-9:
@@ -256,7 +259,7 @@ def refine(work: np.ndarray, cand: Candidate, tpl: PilotTemplates, step: float, 
     return result
 
 
-def unmoved_candidates(views: list[dict[int, np.ndarray]], templates: dict[int, PilotTemplates]) -> list[Candidate]:
+def unmoved_candidates(views: list[dict[int, NDArray[Any]]], templates: dict[int, PilotTemplates]) -> list[Candidate]:
     """The geometry of an unscaled, uncropped copy (scale 1, offset 0, upright) in every view
     and layout, which always joins the re-ranking: it is the most common copy (the studio's
     own read-back, a file passed on as is), and on a still dense-texture photo the pilot alone

@@ -12,6 +12,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from watermark import ecc
 from watermark._pattern import Layout
@@ -26,13 +27,13 @@ _EQUALIZE_FLOOR = 1.0  # grey levels squared: the noise floor of 8-bit video
 _MIN_PRE_CELL = 3.0  # px per cell below which per-frame equalisation works on an enlarged copy
 
 
-def whiten(grid: np.ndarray, k: int) -> np.ndarray:
+def whiten(grid: NDArray[Any], k: float) -> NDArray[Any]:
     """Remove what is smooth at cell scale (most of the host image); keeps the chips."""
     return grid - cv2.GaussianBlur(grid, (0, 0), _WHITEN_SIGMA * k)
 
 
 
-def cell_sums(v: np.ndarray, rows: int, cols: int, k: int) -> np.ndarray:
+def cell_sums(v: NDArray[Any], rows: int, cols: int, k: int) -> NDArray[Any]:
     """Sum of the k x k samples of every cell of a grid anchored at the top-left, (rows, cols)."""
     canvas = np.zeros((rows * k, cols * k), np.float32)
     h, w = min(v.shape[0], rows * k), min(v.shape[1], cols * k)
@@ -42,18 +43,19 @@ def cell_sums(v: np.ndarray, rows: int, cols: int, k: int) -> np.ndarray:
 
 
 
-def equalize(v: np.ndarray, k: int) -> np.ndarray:
+def equalize(v: NDArray[Any], k: float) -> NDArray[Any]:
     """Divide whitened samples by their local variance (the host is far from stationary).
 
     Edges and texture leave large residuals that swamp the chips; flat areas leave small
     ones. Weighting each sample by 1 / local variance is the matched detector for such a
     host and gained 1.3-2.8x in z on the probe clips.
     """
-    return v / (cv2.GaussianBlur(v * v, (0, 0), _EQUALIZE_SIGMA * k) + _EQUALIZE_FLOOR)
+    out: NDArray[Any] = v / (cv2.GaussianBlur(v * v, (0, 0), _EQUALIZE_SIGMA * k) + _EQUALIZE_FLOOR)
+    return out
 
 
 
-def pre_equalize(y: np.ndarray, rows: int) -> np.ndarray:
+def pre_equalize(y: NDArray[Any], rows: int) -> NDArray[Any]:
     """One frame's luma at working resolution, whitened and equalised for a layout, float32.
 
     The same two steps as ``resample``, done per frame before frames are summed, with the
@@ -90,14 +92,14 @@ class Whitened:
     way ...").
     """
 
-    image: np.ndarray  # float32 (h, w)
+    image: NDArray[Any]  # float32 (h, w)
 
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+    def __array__(self, dtype: Any = None, copy: Any = None) -> NDArray[Any]:
         return self.image if dtype is None else self.image.astype(dtype)
 
 
 
-def resample(work: np.ndarray | Whitened, rows: int, scale: float, angle: float, k: int) -> np.ndarray:
+def resample(work: NDArray[Any] | Whitened, rows: int, scale: float, angle: float, k: int) -> NDArray[Any]:
     """The working image at ``k`` samples per cell of a layout, rotated back by ``angle``, whitened
     (unless it already is) and equalised."""
     if isinstance(work, Whitened):
@@ -106,7 +108,7 @@ def resample(work: np.ndarray | Whitened, rows: int, scale: float, angle: float,
 
 
 
-def resample_raw(work: np.ndarray, rows: int, scale: float, angle: float, k: int) -> np.ndarray:
+def resample_raw(work: NDArray[Any], rows: int, scale: float, angle: float, k: int) -> NDArray[Any]:
     """The working image at ``k`` samples per cell of a layout, rotated back by ``angle``."""
     h, w = work.shape
     out_h = max(8, int(round(scale * rows * k)))
@@ -119,7 +121,7 @@ def resample_raw(work: np.ndarray, rows: int, scale: float, angle: float, k: int
 
 
 
-def padded(template: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+def padded(template: NDArray[Any], top: int, left: int, height: int, width: int) -> NDArray[Any]:
     """template[top:top+height, left:left+width] with zeros outside it."""
     out = np.zeros((height, width), np.float32)
     th, tw = template.shape
@@ -131,7 +133,7 @@ def padded(template: np.ndarray, top: int, left: int, height: int, width: int) -
 
 
 
-def cell_scores(v: np.ndarray, layout: Layout, k: int, dy: int, dx: int) -> np.ndarray:
+def cell_scores(v: NDArray[Any], layout: Layout, k: int, dy: int, dx: int) -> NDArray[Any]:
     """Soft score of every coded bit: the equalised samples of its cells times their chips.
 
     ``v`` (h, w) sits at offset (dy, dx) samples in the layout's grid of ``k`` samples per
@@ -148,7 +150,7 @@ def cell_scores(v: np.ndarray, layout: Layout, k: int, dy: int, dx: int) -> np.n
 
 
 
-def work_image(y: np.ndarray) -> np.ndarray:
+def work_image(y: NDArray[Any]) -> NDArray[Any]:
     """Luma (h, w) at the detector's working resolution (short side at most ``WORK_SIDE``)."""
     h, w = y.shape
     scale = min(1.0, WORK_SIDE / min(h, w))
@@ -157,7 +159,7 @@ def work_image(y: np.ndarray) -> np.ndarray:
 
 
 
-def equalizer_weights(work: np.ndarray, rows: int, k: int = K_FINE) -> np.ndarray:
+def equalizer_weights(work: NDArray[Any], rows: int, k: int = K_FINE) -> NDArray[Any]:
     """Mean weight ``equalize`` gives each cell of an unscaled copy, float32 (rows, cols seen).
 
     The embedder uses it to put its energy where the detector listens: a flat cell is
@@ -171,7 +173,7 @@ def equalizer_weights(work: np.ndarray, rows: int, k: int = K_FINE) -> np.ndarra
 
 
 
-def origin_scores(work: np.ndarray, layout: Layout, k: int = K_FINE) -> np.ndarray:
+def origin_scores(work: NDArray[Any], layout: Layout, k: int = K_FINE) -> NDArray[Any]:
     """The coded-bit soft scores the detector computes for an unscaled, uncropped copy (N_CODED,).
 
     With ``k`` below ``K_FINE`` it is a cheaper model of the same scores (the embedder's).

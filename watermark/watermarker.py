@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from watermark.accumulator import Accumulator
 from watermark.config import DetectConfig, EmbedConfig
@@ -53,18 +55,18 @@ class Watermarker:
         """A streaming detector: ``.add(chunk)`` for every chunk, then ``.result()``."""
         return Accumulator(key=self._key, config=self.detect_config)
 
-    def embed(self, frames: np.ndarray, payload: int) -> np.ndarray:
+    def embed(self, frames: NDArray[Any], payload: int) -> NDArray[Any]:
         """Marked copy of ``frames`` ((T, H, W, 3) or (H, W, 3) uint8) carrying ``payload``."""
         clip, _ = as_clip(frames, min_side=MIN_EMBED_SIDE)
         return self.embedder(clip.shape[1], clip.shape[2], payload).embed(frames)
 
-    def detect(self, frames: np.ndarray) -> Detection:
+    def detect(self, frames: NDArray[Any]) -> Detection:
         """Read the payload from all ``frames`` together; ``payload`` is None if absent."""
         acc = self.accumulator()
         acc.add(frames)
         return acc.result()
 
-    def confirm(self, marked: np.ndarray, payload: int) -> bool:
+    def confirm(self, marked: NDArray[Any], payload: int) -> bool:
         """Whether freshly marked frames ((T, H, W, 3) or (H, W, 3) uint8, e.g. a producer's first
         batch, before encoding) carry ``payload`` where an untouched copy carries it.
 
@@ -79,7 +81,7 @@ class Watermarker:
         acc.add_luma(np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in clip]))
         return acc.confirms(payload)
 
-    def read_back(self, frames: Iterable[np.ndarray], payload: int) -> ReadBack:
+    def read_back(self, frames: Iterable[NDArray[Any]], payload: int) -> ReadBack:
         """Read ``payload`` back from a written copy's frames, reading only as many as it needs.
 
         ``frames`` yields the copy's frames in order, each a luma plane (H, W) uint8 (a
