@@ -121,3 +121,19 @@ def test_an_unmarked_file_is_read_to_the_last_point_and_not_found(wm: Watermarke
     assert not read.found and read.frames_used == READ_BACK_POINTS[-1] == 64
     assert read.detection.payload is None and read.confidence == 0.0
     assert log == ["frame"] * 64 + ["closed"]
+
+
+def test_the_read_back_points_and_the_crc_budget_come_from_the_detect_config(astronaut: np.ndarray,
+                                                                              tmp_path: Path) -> None:
+    from watermark.decode import MAX_CRC_CHECKS
+
+    assert DetectConfig().max_crc_checks == MAX_CRC_CHECKS == 16  # the false-payload bound's factor
+    with pytest.raises(ValueError):
+        DetectConfig(plans=((7, (3, 1)),))  # a plan must spread exactly its list size
+    with pytest.raises(ValueError):
+        DetectConfig(read_back_points=(16, 4))
+    wm = Watermarker(KEY, detect_config=DetectConfig(read_back_points=(2, 5)))
+    marked = wm.embed(panning_clip(astronaut, height=256, width=256, frames=8), PAYLOAD)
+    path = _write_h264(marked, tmp_path / "two.mp4")
+    assert wm.read_back(_y_planes(path, []), PAYLOAD).frames_used == 2
+    assert wm.read_back(_y_planes(path, []), PAYLOAD ^ 1).frames_used == 5  # read to the last point, not found
