@@ -33,6 +33,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -46,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _watermark_media import ATTACKS, lit_backdrop, panning_clip  # noqa: E402
 
 from watermark import Watermarker  # noqa: E402
+from watermark.config import EmbedConfig  # noqa: E402
 
 KEY = b"benchmark-studio-secret-0123456789"
 COVERS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
@@ -72,8 +74,8 @@ class Ours:
     name = "ours (48-bit + CRC-24)"
     bits = 48
 
-    def __init__(self) -> None:
-        self.wm = Watermarker(KEY)
+    def __init__(self, embed_config: EmbedConfig | None = None) -> None:
+        self.wm = Watermarker(KEY, embed_config=embed_config)
 
     def embed(self, clip: np.ndarray, payload: int) -> np.ndarray:
         return self.wm.embed(clip, payload)
@@ -162,11 +164,11 @@ class BlindWatermark(_PerFrame):
         return (np.asarray(out) > 0.5).astype(np.uint8)
 
 
-def _methods(names: list[str], baseline_frames: int) -> list[object]:
+def _methods(names: list[str], baseline_frames: int, embed_config: EmbedConfig | None = None) -> list[object]:
     out: list[object] = []
     for n in names:
         if n == "ours":
-            out.append(Ours())
+            out.append(Ours(embed_config))
         elif n in ("dwtDct", "dwtDctSvd"):
             out.append(InvisibleWatermark(n, baseline_frames))
         elif n == "blind":
@@ -352,18 +354,17 @@ def run_fpr(count: int, seed: int) -> None:
           f"{np.percentile(e, 99.9):.2f}, max {e.max():.2f}")
 
 
-def _scale_strength(gain: float) -> None:
-    """``--strength-gain``: a what-if for the docs' strength sweep. Scales the embedder's
-    strength range and both RMS caps by ``gain`` and lowers its per-frame SSIM floor to 0.9, so
-    that the guard does not take the extra strength back (the table still reports SSIM)."""
-    from watermark import embed
-
-    embed._MAX_RMS *= gain
-    embed._MAX_RMS_TEXTURE *= gain
-    embed._STRENGTH_RANGE = {rows: (lo * gain, hi * gain) for rows, (lo, hi) in embed._STRENGTH_RANGE.items()}
-    embed._MIN_SSIM = 0.9
-    print(f"what-if: strength x{gain} (RMS caps {embed._MAX_RMS:.2f} / {embed._MAX_RMS_TEXTURE:.2f}, SSIM floor 0.9); "
+def _scaled_strength(gain: float) -> EmbedConfig:
+    """``--strength-gain``: a what-if for the docs' strength sweep. The shipped embedder
+    configuration with its strength range and both RMS caps scaled by ``gain`` and its
+    per-frame SSIM floor lowered to 0.9, so that the guard does not take the extra strength
+    back (the table still reports SSIM)."""
+    shipped = EmbedConfig()
+    config = replace(shipped, max_rms=shipped.max_rms * gain, max_rms_texture=shipped.max_rms_texture * gain,
+                     strength_range=tuple((lo * gain, hi * gain) for lo, hi in shipped.strength_range), min_ssim=0.9)
+    print(f"what-if: strength x{gain} (RMS caps {config.max_rms:.2f} / {config.max_rms_texture:.2f}, SSIM floor 0.9); "
           "not the shipped watermark", file=sys.stderr)
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -393,8 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(1)
     if not 0.1 <= args.strength_gain <= 10.0:
         parser.error("--strength-gain lies between 0.1 and 10")
-    if args.strength_gain != 1.0:
-        _scale_strength(args.strength_gain)
+    embed_config = _scaled_strength(args.strength_gain) if args.strength_gain != 1.0 else None
     if args.fpr:
         run_fpr(args.fpr, args.seed)
         return 0
@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--backdrop: LEVEL is a grey level 0-255 and FRACTION lies between 0 and 1")
     if args.quick:
         sizes, attacks, clips = [(256, 256), (720, 1280)], list(QUICK_ATTACKS), 1
-    run_table(sizes, attacks, clips, _methods(args.methods.split(","), args.baseline_frames), args.frames, args.first_clip, args.motion, args.seed, args.cover,  # type: ignore[arg-type]
+    run_table(sizes, attacks, clips, _methods(args.methods.split(","), args.baseline_frames, embed_config), args.frames, args.first_clip, args.motion, args.seed, args.cover,  # type: ignore[arg-type]
               backdrop)
     return 0
 

@@ -12,7 +12,8 @@ from skimage.metrics import structural_similarity
 
 from watermark import Detection, Watermarker, WatermarkPayload, ecc
 from watermark._pattern import keyed_mask
-from watermark.detect import MAX_CRC_CHECKS
+from watermark.config import DetectConfig, EmbedConfig
+from watermark.decode import MAX_CRC_CHECKS
 from watermark.errors import FrameTooSmall, PayloadOutOfRange, UnsupportedFrames, WatermarkError, WeakWatermarkKey
 from watermark.payload import INFO_BITS, crc24
 
@@ -219,10 +220,8 @@ def test_confirms_checks_a_known_payload_at_the_untouched_geometry_only(wm: Wate
 
 
 def test_an_unaltered_copy_reads_before_any_search_and_stage_0_stays_in_the_budget(
-    wm: Watermarker, clip256: np.ndarray, monkeypatch: pytest.MonkeyPatch
+    wm: Watermarker, clip256: np.ndarray
 ) -> None:
-    from watermark import detect
-
     marked = wm.embed(clip256, PAYLOAD)
     found = wm.detect(h264(marked, 23))
     assert found.payload == PAYLOAD
@@ -234,12 +233,10 @@ def test_an_unaltered_copy_reads_before_any_search_and_stage_0_stays_in_the_budg
     assert cropped.payload == PAYLOAD
     assert cropped.details["attempts"] > 1 and 2 <= cropped.details["crc_checks"] <= MAX_CRC_CHECKS
     # Without stage 0 the search reads the unaltered copy too (the same payload).
-    monkeypatch.setattr(detect, "_UNMOVED_CHECKS", 0)
-    searched = wm.detect(h264(marked, 23))
+    searched = Watermarker(KEY, detect_config=DetectConfig(unmoved_checks=0)).detect(h264(marked, 23))
     assert searched.payload == PAYLOAD and searched.details["crc_checks"] >= 1
     # On content without a mark stage 0 always checks (one word per distinct view), and the
     # whole clip still stays within MAX_CRC_CHECKS, with no payload.
-    monkeypatch.setattr(detect, "_UNMOVED_CHECKS", 3)
     frames = _unmarked_frames()
     for i in range(0, 60, 5):
         result = wm.detect(np.stack(frames[i : i + 5]))
@@ -334,7 +331,9 @@ def test_frame_ssim_is_skimage_rgb_ssim(astronaut: np.ndarray) -> None:
 
 
 def test_ssim_guard_scales_a_strong_mark_down_to_the_floor_and_leaves_a_weak_one(astronaut: np.ndarray) -> None:
-    from watermark.embed import _MIN_SSIM, _ssim_guard, frame_ssim
+    from watermark.embed import _ssim_guard, frame_ssim
+
+    _MIN_SSIM = EmbedConfig().min_ssim
 
     frame = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
     pattern = np.random.default_rng(4).choice([-1.0, 1.0], frame.shape[:2]).astype(np.float32)
@@ -367,7 +366,7 @@ def _dense_texture(height: int, width: int, seed: int) -> np.ndarray:
 
 
 def test_dense_texture_takes_more_of_the_mark_within_a_38_5_db_floor(wm: Watermarker, astronaut: np.ndarray) -> None:
-    from watermark.embed import _MAX_RMS, _MAX_RMS_TEXTURE
+    _MAX_RMS, _MAX_RMS_TEXTURE = EmbedConfig().max_rms, EmbedConfig().max_rms_texture
 
     clip = panning_clip(_dense_texture(512, 512, 6), height=256, width=256, frames=25, seed=3)
     marked = wm.embed(clip, PAYLOAD)
@@ -383,11 +382,12 @@ def test_dense_texture_takes_more_of_the_mark_within_a_38_5_db_floor(wm: Waterma
 
 
 def test_data_energy_and_decodability_are_chance_level_off_the_mark_and_high_on_it(wm: Watermarker, clip256: np.ndarray) -> None:
-    from watermark.detect import _Candidate, _coarse_scores, _templates, data_energy_z, decodability_z, work_image
     from watermark.frames import luma
+    from watermark.search import Candidate, _coarse_scores, data_energy_z, decodability_z, pilot_templates
+    from watermark.signal import work_image
 
-    tpl = _templates(KEY, 64)
-    origin = _Candidate(z=0.0, rows=64, scale=1.0, angle=0.0, dy=0, dx=0)
+    tpl = pilot_templates(KEY, 64)
+    origin = Candidate(z=0.0, rows=64, scale=1.0, angle=0.0, dy=0, dx=0)
     score, power = _coarse_scores(work_image(luma(wm.embed(clip256, PAYLOAD)).mean(axis=0)), origin, tpl)
     assert data_energy_z(score, power) > 10 and decodability_z(score) > 10
     unmarked = [_coarse_scores(work_image(luma(f)), origin, tpl) for f in _unmarked_frames()[:60]]
@@ -396,7 +396,7 @@ def test_data_energy_and_decodability_are_chance_level_off_the_mark_and_high_on_
 
 
 def test_decodability_constants_match_gaussian_scores() -> None:
-    from watermark.detect import _PATH_MEAN, _PATH_SD
+    from watermark.search import _PATH_MEAN, _PATH_SD
 
     rng = np.random.default_rng(8)
     n = ecc.coded_length(INFO_BITS)
@@ -445,9 +445,10 @@ def test_per_frame_sums_searched_without_a_second_whitening_keep_more_of_the_mar
     # searched as already whitened (the accumulator's third view) give every coded bit a
     # higher signal-to-noise ratio than the same sums whitened a second time (16-27 % on
     # the benchmark's face clips; reading them back at about 0.9 is then often, not always, possible).
-    from watermark.detect import Whitened, _resample, _templates, _cell_scores
+    from watermark.search import pilot_templates
+    from watermark.signal import Whitened, cell_scores, resample
 
-    layout = _templates(KEY, 64).layout
+    layout = pilot_templates(KEY, 64).layout
     still = cv2.resize(data.immunohistochemistry()[0:400, 0:400], (256, 256), interpolation=cv2.INTER_AREA)
     for payload in (777, PAYLOAD):
         copy = h264(wm.embed(np.repeat(still[None], 8, axis=0), payload), 28)
@@ -457,7 +458,7 @@ def test_per_frame_sums_searched_without_a_second_whitening_keep_more_of_the_mar
         sign = 2.0 * ecc.encode(WatermarkPayload(payload).to_info_bits(keyed_mask(KEY))) - 1.0
         snr = []
         for view in (per_frame, Whitened(per_frame)):
-            scores = _cell_scores(_resample(view, 64, 1.0, 0.0, 4), layout, 4, 0, 0) * sign
+            scores = cell_scores(resample(view, 64, 1.0, 0.0, 4), layout, 4, 0, 0) * sign
             snr.append(scores.mean() / scores.std())
         assert snr[1] > 1.1 * snr[0] > 0
 
@@ -466,7 +467,9 @@ def test_rail_pixels_get_a_fraction_of_the_mark_and_the_written_frame_keeps_the_
     """A smooth picture with a black backdrop: the backdrop clips half of any change and costs
     SSIM most, so it gets little of the mark, and the floor holds for the rounded, clipped frame
     the embedder writes (not only for its unrounded model of it)."""
-    from watermark.embed import _MIN_SSIM, FrameEmbedder
+    from watermark.embed import FrameEmbedder
+
+    _MIN_SSIM = EmbedConfig().min_ssim
 
     yy, xx = np.mgrid[0:256, 0:256].astype(np.float32)
     sky = 90 + 0.25 * yy + 0.1 * xx + 6 * np.sin(xx / 9.0) * np.cos(yy / 13.0)  # smooth, no channel at a rail
@@ -507,7 +510,7 @@ def _night_frame(side: int = 256) -> np.ndarray:
     return np.clip(frame, 0, 255).astype(np.uint8)
 
 
-def test_tone_reserve_moves_the_mark_where_a_brightness_change_keeps_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tone_reserve_moves_the_mark_where_a_brightness_change_keeps_it() -> None:
     """On a mostly black frame the mark on pixels that brightness -30 clips to 0 is halved and
     the energy goes to the rest (1.9x the amplitude there): ~3x the mark's energy survives the
     attack, within the same PSNR and SSIM limits."""
@@ -520,11 +523,10 @@ def test_tone_reserve_moves_the_mark_where_a_brightness_change_keeps_it(monkeypa
     assert exposed.mean() > embed_module._TONE_FULL  # the reserve is fully on for this frame
 
     def marked_with(start: float) -> np.ndarray:
-        monkeypatch.setattr(embed_module, "_TONE_START", start)
-        return embed_module.FrameEmbedder(key=KEY, height=256, width=256, payload=PAYLOAD).embed(frame)
+        config = EmbedConfig(tone_start=start)
+        return embed_module.FrameEmbedder(key=KEY, height=256, width=256, payload=PAYLOAD, config=config).embed(frame)
 
-    default_start = embed_module._TONE_START
-    plain, reserved = marked_with(1.01), marked_with(default_start)  # 1.01: never on
+    plain, reserved = marked_with(1.01), marked_with(EmbedConfig().tone_start)  # 1.01: never on
     safe = frame.min(axis=2) >= 40
     gain = np.abs(reserved.astype(np.float32) - frame)[safe].mean() / np.abs(plain.astype(np.float32) - frame)[safe].mean()
     assert gain > 1.4
@@ -534,19 +536,19 @@ def test_tone_reserve_moves_the_mark_where_a_brightness_change_keeps_it(monkeypa
 
     assert surviving(reserved) > 1.8 * surviving(plain)
     assert _psnr(frame, reserved) >= 42.0  # the same RMS cap: the reserve spends what rails and SSIM left
-    assert structural_similarity(frame, reserved, channel_axis=2) >= embed_module._MIN_SSIM - 0.0005
+    assert structural_similarity(frame, reserved, channel_axis=2) >= EmbedConfig().min_ssim - 0.0005
 
 
-def test_tone_reserve_leaves_ordinary_frames_alone(monkeypatch: pytest.MonkeyPatch, astronaut: np.ndarray) -> None:
-    """A frame with less than ``_TONE_START`` of its pixels near black or white gets exactly the
+def test_tone_reserve_leaves_ordinary_frames_alone(astronaut: np.ndarray) -> None:
+    """A frame with less than ``EmbedConfig.tone_start`` of its pixels near black or white gets exactly the
     mark it got before the reserve existed (astronaut: about a quarter is black backdrop)."""
     from watermark import embed as embed_module
 
     frame = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
-    assert 0.1 < ((frame.max(axis=2) < embed_module._TONE_DARK) | (frame.min(axis=2) > embed_module._TONE_LIGHT)).mean() < embed_module._TONE_START
+    assert 0.1 < ((frame.max(axis=2) < embed_module._TONE_DARK) | (frame.min(axis=2) > embed_module._TONE_LIGHT)).mean() < EmbedConfig().tone_start
     default = embed_module.FrameEmbedder(key=KEY, height=256, width=256, payload=PAYLOAD).embed(frame)
-    monkeypatch.setattr(embed_module, "_TONE_START", 1.01)
-    assert np.array_equal(default, embed_module.FrameEmbedder(key=KEY, height=256, width=256, payload=PAYLOAD).embed(frame))
+    never = EmbedConfig(tone_start=1.01)
+    assert np.array_equal(default, embed_module.FrameEmbedder(key=KEY, height=256, width=256, payload=PAYLOAD, config=never).embed(frame))
 
 
 def _lit_wall(picture: np.ndarray, height: int = 256, width: int = 256, fraction: float = 0.5, level: int = 235) -> np.ndarray:
@@ -556,15 +558,11 @@ def _lit_wall(picture: np.ndarray, height: int = 256, width: int = 256, fraction
     return lit_backdrop(frame, level, fraction, seed=3)
 
 
-def _without_tone_plan(monkeypatch: pytest.MonkeyPatch) -> None:
-    from watermark import embed as embed_module
-    from watermark._pattern import LAYOUT_ROWS
-
-    monkeypatch.setattr(embed_module, "_TONE_PLAN_START", {rows: 1.01 for rows in LAYOUT_ROWS})  # never on
+_WITHOUT_TONE_PLAN = EmbedConfig(tone_plan_start=(1.01, 1.01))  # never on
 
 
 @pytest.mark.parametrize("side", [256, 640])
-def test_tone_plan_keeps_the_mark_where_a_tone_edit_leaves_the_picture(monkeypatch: pytest.MonkeyPatch, side: int) -> None:
+def test_tone_plan_keeps_the_mark_where_a_tone_edit_leaves_the_picture(side: int) -> None:
     """A still picture in front of a bright wall: the flat wall is where the detector listens
     most, and contrast x1.3 (and brightness +30) turns it white. With part of the correction
     planned on a model of the edited frame the mark reads after the edits (without it, not after
@@ -575,26 +573,25 @@ def test_tone_plan_keeps_the_mark_where_a_tone_edit_leaves_the_picture(monkeypat
 
     frame = _lit_wall(data.coffee(), side, side)
     layout_rows = 64 if side < 600 else 96
-    assert embed_module._TONE_PLAN_START[layout_rows] <= embed_module.tone_edited(frame)[2] < embed_module._TONE_PLAN_END
+    assert EmbedConfig().tone_plan(layout_rows) <= embed_module.tone_edited(frame)[2] < embed_module._TONE_PLAN_END
     clip = np.repeat(frame[None], 10, axis=0)
     wm = Watermarker(KEY)
 
-    def marked() -> np.ndarray:
-        return embed_module.FrameEmbedder(key=KEY, height=side, width=side, payload=PAYLOAD).embed(clip)
+    def marked(config: EmbedConfig) -> np.ndarray:
+        return embed_module.FrameEmbedder(key=KEY, height=side, width=side, payload=PAYLOAD, config=config).embed(clip)
 
-    planned = marked()
-    _without_tone_plan(monkeypatch)
-    plain = marked()
+    planned = marked(EmbedConfig())
+    plain = marked(_WITHOUT_TONE_PLAN)
     assert wm.detect(brightness(planned, 30)).payload == PAYLOAD
     assert wm.detect(contrast(planned, 1.3)).payload == PAYLOAD
     assert wm.detect(contrast(plain, 1.3)).payload is None  # what the plan is for
     assert wm.detect(h264(planned, 28 if side < 600 else 35)).payload == PAYLOAD
     assert _psnr(frame, planned[0]) >= 42.0
-    assert structural_similarity(frame, planned[0], channel_axis=2) >= embed_module._MIN_SSIM - 0.0005
+    assert structural_similarity(frame, planned[0], channel_axis=2) >= EmbedConfig().min_ssim - 0.0005
 
 
-def test_tone_plan_leaves_ordinary_frames_alone(monkeypatch: pytest.MonkeyPatch, astronaut: np.ndarray) -> None:
-    """Below ``_TONE_PLAN_START`` the mark is exactly what it was before the tone plan existed:
+def test_tone_plan_leaves_ordinary_frames_alone(astronaut: np.ndarray) -> None:
+    """Below ``EmbedConfig.tone_plan_start`` the mark is exactly what it was before the tone plan existed:
     astronaut at 256 px (a quarter of its luma is black backdrop), and at 720p a picture with a
     wall over its top 30 % (about half the luma clips: the large layout's many cells still read
     it after the edits, so its threshold is higher)."""
@@ -602,11 +599,12 @@ def test_tone_plan_leaves_ordinary_frames_alone(monkeypatch: pytest.MonkeyPatch,
 
     small = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
     large = _lit_wall(data.coffee(), 720, 1280, fraction=0.3)
-    assert 0.1 < embed_module.tone_edited(small)[2] < embed_module._TONE_PLAN_START[64]
-    assert embed_module._TONE_PLAN_START[64] < embed_module.tone_edited(cv2.resize(large, (569, 320)))[2] < embed_module._TONE_PLAN_START[96]
+    start = EmbedConfig().tone_plan
+    assert 0.1 < embed_module.tone_edited(small)[2] < start(64)
+    assert start(64) < embed_module.tone_edited(cv2.resize(large, (569, 320)))[2] < start(96)
     frames = [small, large]
     default = [embed_module.FrameEmbedder(key=KEY, height=f.shape[0], width=f.shape[1], payload=PAYLOAD).embed(f) for f in frames]
-    _without_tone_plan(monkeypatch)
     for frame, before in zip(frames, default):
-        after = embed_module.FrameEmbedder(key=KEY, height=frame.shape[0], width=frame.shape[1], payload=PAYLOAD).embed(frame)
+        after = embed_module.FrameEmbedder(key=KEY, height=frame.shape[0], width=frame.shape[1], payload=PAYLOAD,
+                                           config=_WITHOUT_TONE_PLAN).embed(frame)
         assert np.array_equal(before, after)

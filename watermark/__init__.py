@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["Detection", "WatermarkPayload", "Watermarker"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from watermark.detect import Detection
+    from watermark.decode import Detection
     from watermark.payload import WatermarkPayload
     from watermark.watermarker import Watermarker
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def __getattr__(name: str) -> Any:
     # Lazy: `import watermark.errors` (done by every CLI start) must not pull in scipy and cv2.
     if name == "Detection":
-        from watermark.detect import Detection
+        from watermark.decode import Detection
 
         return Detection
     if name == "WatermarkPayload":

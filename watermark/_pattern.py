@@ -24,9 +24,11 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from watermark.ecc import coded_length
 from watermark.payload import INFO_BITS
@@ -45,7 +47,7 @@ def derive_seed(key: bytes, label: str) -> int:
     return int.from_bytes(digest, "big")
 
 
-def keyed_mask(key: bytes) -> np.ndarray:
+def keyed_mask(key: bytes) -> NDArray[Any]:
     """The 72-bit whitening mask applied to payload || CRC (uint8 (72,))."""
     rng = np.random.default_rng(derive_seed(key, "mask"))
     return rng.integers(0, 2, INFO_BITS, dtype=np.uint8)
@@ -61,15 +63,15 @@ class Layout:
     """The keyed cell grid of one layout, covering frames up to ``MAX_ASPECT`` wide."""
 
     rows: int
-    pilot: np.ndarray  # (rows, cols) float32: +-1 on pilot cells, 0 on data cells
-    chips: np.ndarray  # (rows, cols) float32: +-1 spreading chip on data cells, 0 on pilot cells
-    bit_index: np.ndarray  # (rows, cols) int32: coded bit of each data cell, -1 on pilot cells
+    pilot: NDArray[Any]  # (rows, cols) float32: +-1 on pilot cells, 0 on data cells
+    chips: NDArray[Any]  # (rows, cols) float32: +-1 spreading chip on data cells, 0 on pilot cells
+    bit_index: NDArray[Any]  # (rows, cols) int32: coded bit of each data cell, -1 on pilot cells
 
     @property
     def cols(self) -> int:
         return int(self.pilot.shape[1])
 
-    def cell_signs(self, coded: np.ndarray) -> np.ndarray:
+    def cell_signs(self, coded: NDArray[Any]) -> NDArray[Any]:
         """+-1 chip values of every cell for coded bits ``coded`` (uint8 (N_CODED,))."""
         bit_sign = 2.0 * coded.astype(np.float32) - 1.0
         data = self.chips * bit_sign[np.maximum(self.bit_index, 0)]
@@ -95,7 +97,7 @@ def make_layout(key: bytes, rows: int) -> Layout:
     return Layout(rows=rows, pilot=pilot, chips=chips, bit_index=bit_index)
 
 
-def render_cells(cells: np.ndarray, height: int, width: int) -> np.ndarray:
+def render_cells(cells: NDArray[Any], height: int, width: int) -> NDArray[Any]:
     """Bilinear rendering of a cell grid onto a frame whose height spans all grid rows.
 
     Cell centres sit at ``(i + 0.5) * height / rows``; the smooth (not blocky) chips keep

@@ -22,7 +22,10 @@ Trellis convention: the state is the last 8 input bits, the newest in the top bi
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 
 CONSTRAINT = 9
 GENERATORS = (0o557, 0o663, 0o711)
@@ -36,7 +39,7 @@ def _parity(x: int) -> int:
     return bin(x).count("1") & 1
 
 
-def _output_table() -> np.ndarray:
+def _output_table() -> NDArray[Any]:
     """Coded symbols for every (state, input): float64 (256, 2, 3) in {-1, +1}."""
     table = np.empty((_STATES, 2, RATE_INV), dtype=np.float64)
     for state in range(_STATES):
@@ -65,7 +68,7 @@ def _step(state: int, u: int) -> int:
     return (u << (_MEM - 1)) | (state >> 1)
 
 
-def encode(bits: np.ndarray) -> np.ndarray:
+def encode(bits: NDArray[Any]) -> NDArray[Any]:
     """Encode info bits (uint8 (N,), N >= 8) into coded bits (uint8 (3 * N,))."""
     seq = [int(b) for b in np.asarray(bits, dtype=np.uint8).tolist()]
     if len(seq) < _MEM:
@@ -80,14 +83,14 @@ def encode(bits: np.ndarray) -> np.ndarray:
     return out.reshape(-1)
 
 
-def _symbols(scores: np.ndarray, n_info: int) -> np.ndarray:
+def _symbols(scores: NDArray[Any], n_info: int) -> NDArray[Any]:
     soft = np.asarray(scores, dtype=np.float64)
     if soft.shape != (coded_length(n_info),):
         raise ValueError(f"expected {coded_length(n_info)} soft scores, got shape {soft.shape}")
     return soft.reshape(n_info, RATE_INV)
 
 
-def _start_ranking(soft: np.ndarray) -> np.ndarray:
+def _start_ranking(soft: NDArray[Any]) -> NDArray[Any]:
     """Best tail-biting path metric for every start state (Viterbi from all 256 starts at
     once, each ending where it started): start states, best first.
 
@@ -110,7 +113,7 @@ def _start_ranking(soft: np.ndarray) -> np.ndarray:
     return np.argsort(-np.diagonal(metric), kind="stable")
 
 
-def decode_list(scores: np.ndarray, n_info: int, size: int = 1) -> list[np.ndarray]:
+def decode_list(scores: NDArray[Any], n_info: int, size: int = 1) -> list[NDArray[Any]]:
     """The ``size`` most likely info words (uint8 (n_info,) each), best first, from soft scores
     (float (3 * n_info,), > 0 means 1).
 
@@ -151,7 +154,7 @@ def decode_list(scores: np.ndarray, n_info: int, size: int = 1) -> list[np.ndarr
     return words
 
 
-def best_path_metric(scores: np.ndarray, n_info: int) -> float:
+def best_path_metric(scores: NDArray[Any], n_info: int) -> float:
     """The largest correlation ``sum(codeword * scores)`` over trellis paths of any start and
     end state (one Viterbi pass, no traceback): a cheap measure of how decodable soft scores
     are, used to rank candidate geometries before any CRC check. Scale the scores first."""
@@ -161,6 +164,6 @@ def best_path_metric(scores: np.ndarray, n_info: int) -> float:
     return float(metric.max())
 
 
-def viterbi_decode(scores: np.ndarray, n_info: int) -> np.ndarray:
+def viterbi_decode(scores: NDArray[Any], n_info: int) -> NDArray[Any]:
     """Maximum-likelihood info bits from soft scores (float (3 * n_info,), > 0 means 1)."""
     return decode_list(scores, n_info, 1)[0]

@@ -5,12 +5,12 @@ left alone), built from the layout's +-1 cells rendered bilinearly (see ``_patte
 
 * the blind part: pilot cells and a share of the data cells, times ``strength``, which
   follows local texture measured at low resolution (flat skin and sky 1 grey level, busy
-  texture up to 6; 1.5 to 3 on frames under 600 px, see ``_STRENGTH_RANGE``);
+  texture up to 6; 1.5 to 3 on frames under 600 px, see ``EmbedConfig.strength_range``);
 * the informed correction. On a still or mostly static frame nothing averages the host
   image away, and its residual after the detector's whitening projected onto every coded
   bit's chips ~2.6x as strongly as a blind mark at full budget (astronaut, 256 px). The
   embedder knows the host, so it runs a model of the detector's scoring
-  (``detect.origin_scores``: whitening, equalisation, cell sums at the detector's
+  (``signal.origin_scores``: whitening, equalisation, cell sums at the detector's
   resolution), measures each bit's response to a unit correction shaped by the detector's
   own equalisation weights (flat cells count most), and lifts the bits the host works
   against, cheapest first, under the energy budget (informed embedding, after Malvar and
@@ -19,9 +19,9 @@ left alone), built from the layout's +-1 cells rendered bilinearly (see ``_patte
   face), half of that budget is first planned on a model of the edited frame, so that the
   bits also hold where the edit leaves the picture (the *tone plan*, ``_TONE_PLAN_*``).
 
-The total is scaled down if needed so the RMS change stays under ``_MAX_RMS`` (PSNR >= 42.3
-dB; up to ``_MAX_RMS_TEXTURE``, 38.9 dB, on frames under 600 px that are dense texture
-throughout) and the frame's SSIM (mean over R, G, B) stays at or above ``_MIN_SSIM``. Rounding to
+The total is scaled down if needed so the RMS change stays under ``EmbedConfig.max_rms`` (PSNR >=
+42.3 dB; up to ``max_rms_texture``, 38.9 dB, on frames under 600 px that are dense texture
+throughout) and the frame's SSIM (mean over R, G, B) stays at or above ``min_ssim``. Rounding to
 integers uses a fixed ordered dither so that amplitudes below half a grey level survive on
 average instead of rounding to zero. docs/watermark.md ("Still frames") and docs/watermark-history.md
 ("Strength range and SSIM floor") have the measurements.
@@ -33,44 +33,26 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from watermark import ecc
 from watermark._pattern import LAYOUT_ROWS, keyed_mask, make_layout, render_cells, rows_for_frame
-from watermark.detect import WORK_SIDE, equalizer_weights, origin_scores
+from watermark.config import EmbedConfig
 from watermark.errors import UnsupportedFrames
 from watermark.frames import MIN_EMBED_SIDE, as_clip, luma
 from watermark.payload import WatermarkPayload
+from watermark.signal import WORK_SIDE, equalizer_weights, origin_scores
 
 _MASK_SIDE = 192  # short side of the image the texture mask is computed on
-# Strength range (grey levels) per layout: (flat areas, busiest texture). Small frames get a
-# narrower range: there H.264 erases marks of about a grey level in flat areas (where the
-# detector listens most) and the detector discounts textured cells, so lifting the floor and
-# capping the top spends the budget where it survives and counts. On the benchmark's 30
-# panning 256 px clips, 1.5..3 with the RMS cap and SSIM floor below (instead of 1..6, 1.85 and
-# none) raised exact reads after H.264 CRF 28 from 26 to 27 and after crop 90 % + CRF 28 from
-# 17 to 19 (docs/watermark-history.md, "Strength range and SSIM floor", has the sweep).
-_STRENGTH_RANGE = {LAYOUT_ROWS[0]: (1.5, 3.0), LAYOUT_ROWS[1]: (1.0, 6.0)}
 _TEXTURE_GAIN = 0.6
-# RMS cap in grey levels: PSNR >= 42.3 dB before rounding; the rounding dither costs ~0.1 dB more
-# (42.17 dB measured on the most textured 720p clip).
-_MAX_RMS = 1.95
 # Frames under 600 px that are texture nearly everywhere (``_BUSY_FULL`` of the texture mask at
-# its ceiling; from ``_BUSY_START`` the cap rises linearly) may take up to _MAX_RMS_TEXTURE
-# (PSNR >= 38.9 dB before rounding): there is no flat area to keep clean, dense texture masks
-# the mark (SSIM stays >= 0.984), and H.264 at CRF 28 leaves such frames too little of a
-# 1.95 mark to read. Of the benchmark's 8 covers at 256 px only immunohistochemistry is that
-# busy (98 %; the next is chelsea at 70 %). As a still background (an animated face over it,
-# 10 clips) it read after CRF 23 / CRF 28 / JPEG 50 / noise 7 / 5 / 7 / 6 times with a cap of
-# 2.6, 9 / 7-8 / 10 / 9 with 2.75-2.8, and 10 each with 2.9, while the 256 px average PSNR over
-# the 8 covers stays at 42.04 dB (faces) and 42.35 dB (pans) (docs/watermark.md).
-_MAX_RMS_TEXTURE = 2.9
+# its ceiling; from ``_BUSY_START`` the RMS cap rises linearly) may take up to
+# ``EmbedConfig.max_rms_texture``: no flat area to keep clean, and dense texture masks the mark.
 _BUSY_START, _BUSY_FULL = 0.8, 0.95
-# SSIM floor per analysed frame (mean over R, G, B, before rounding): the target is 0.98 on
-# average; the floor holds it for every picture, not only on average over a cover set.
-_MIN_SSIM = 0.9805
 _SSIM_FULL_PIXELS = 400_000  # larger frames estimate SSIM from bands of _SSIM_BAND rows
 _SSIM_BAND = 38  # 32 rows of windows plus the 3-row borders
 _RAIL = 3  # a pixel with a channel within this many grey levels of 0 or 255 is at the rails
@@ -80,20 +62,20 @@ _REFILL = 1.5  # at most this gain for a mark under the RMS cap (then the SSIM g
 # 29.5 (and above 225.5), and a clipped pixel keeps none of the mark. On a frame that is mostly
 # such pixels (a night sky: 80-90 % of the benchmark's `hubble_deep_field` frames) the mark on
 # them is kept at ``_TONE_WEIGHT`` and the energy saved goes to the pixels a tone change leaves
-# alone, under the same RMS cap. It starts when ``_TONE_START`` of the frame is exposed and is
+# alone, under the same RMS cap. It starts when ``EmbedConfig.tone_start`` of the frame is exposed and is
 # complete from ``_TONE_FULL``; the benchmark's other covers stay below 0.55 (an astronaut
 # pan with black sky: 0.547), so their marks are unchanged.
 # On that cover at 720p it lifted the per-bit SNR after brightness -30 from 0.64-0.76 to
 # 0.83-0.91 (two clips that did not read now do), at a cost under H.264 CRF 35 of 1.8-2.1 ->
 # 1.1-1.5 (they still read); at 256 px it changes little (docs/watermark-history.md).
 _TONE_DARK, _TONE_LIGHT = 35, 220  # max channel below / min channel above: exposed to tone changes
-_TONE_START, _TONE_FULL = 0.6, 0.8
+_TONE_FULL = 0.8
 _TONE_WEIGHT = 0.5
 _TONE_REFILL = 3.0  # at most this gain for the rest of such a frame
 # Tone plan. A brightness +-30 or contrast x1.3 edit clips every channel value above 225 or
 # below 30, and a flat bright or dark backdrop (a lit studio wall) is where the detector listens
 # most, so a mark planned on the frame as it is can rest on pixels the edit wipes out. Where
-# such channels carry at least ``_TONE_PLAN_START`` of the frame's luma (per layout: the large
+# such channels carry at least ``EmbedConfig.tone_plan_start`` of the frame's luma (per layout: the large
 # layout's many cells keep enough elsewhere until more of the frame clips), ``_TONE_PLAN_SHARE``
 # of the correction budget is planned on a model of the edited frame (clipped channels flat, a
 # luma change kept only by the channels that do not clip), the rest on the frame as it is, and
@@ -104,10 +86,10 @@ _TONE_REFILL = 3.0  # at most this gain for the rest of such a frame
 # 9 instead of 7; the benchmark's pan and face covers stay under the thresholds at 720p and
 # 1080p, and at 256 px only coffee pans cross it, with the same reads (docs/watermark.md).
 _CLIP_LOW, _CLIP_HIGH = 30, 225
-_TONE_PLAN_START = {LAYOUT_ROWS[0]: 0.35, LAYOUT_ROWS[1]: 0.6}
 _TONE_PLAN_END = 0.75
 _TONE_PLAN_SHARE = 0.5
 _PLAN_TONE_START, _PLAN_TONE_FULL = 0.2, 0.3
+_DEFAULT = EmbedConfig()
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
 _BASE_SHARE = 0.8  # the blind part (pilot + data) takes at most this fraction of the RMS budget
 _BASE_DATA = 0.4  # weight of the blind data cells relative to the pilot in the blind part
@@ -156,13 +138,13 @@ def _add_pool() -> ThreadPoolExecutor:
 class _KeyMark:
     """The rounded mark of one keyframe, ready to add: uint8 (H, W, 3) up and down parts."""
 
-    probe: np.ndarray  # (h', w') float32 luma of the keyframe on the probe grid
-    up: np.ndarray
-    down: np.ndarray
+    probe: NDArray[Any]  # (h', w') float32 luma of the keyframe on the probe grid
+    up: NDArray[Any]
+    down: NDArray[Any]
     age: int = 0  # frames since the keyframe
 
 
-def texture_strength(frame: np.ndarray, floor: float, ceiling: float) -> np.ndarray:
+def texture_strength(frame: NDArray[Any], floor: float, ceiling: float) -> NDArray[Any]:
     """Per-pixel embedding strength in grey levels from local texture, float32 (h, w) small:
     ``floor`` on flat areas, rising with texture up to ``ceiling``."""
     step = max(1, min(frame.shape[:2]) // (2 * _MASK_SIDE))
@@ -175,19 +157,20 @@ def texture_strength(frame: np.ndarray, floor: float, ceiling: float) -> np.ndar
     y = luma(small)  # (h, w)
     detail = np.abs(y - cv2.GaussianBlur(y, (0, 0), 1.0))
     activity = cv2.GaussianBlur(detail, (0, 0), 2.0)
-    return np.clip(floor + _TEXTURE_GAIN * activity, floor, ceiling)
+    strength: NDArray[Any] = np.clip(floor + _TEXTURE_GAIN * activity, floor, ceiling)
+    return strength
 
 
-def tone_clipped_share(frame: np.ndarray) -> float:
+def tone_clipped_share(frame: NDArray[Any]) -> float:
     """The share of the luma of ``frame`` (h, w, 3) uint8 that a tone edit that clips
     (brightness +-30, contrast x1.3) wipes out: a channel value under 30 or over 225 counts with
     its luma weight. Cheap (it runs on every keyframe): a count per channel."""
     pixels = frame.shape[0] * frame.shape[1]
-    kept = [cv2.countNonZero(cv2.inRange(channel, _CLIP_LOW, _CLIP_HIGH)) / pixels for channel in cv2.split(frame)]
+    kept = [cv2.countNonZero(cv2.inRange(channel, _CLIP_LOW, _CLIP_HIGH)) / pixels for channel in cv2.split(frame)]  # type: ignore[call-overload]  # OpenCV takes a scalar here; its stubs do not say so
     return 1.0 - float(np.dot(kept, _LUMA_WEIGHTS))
 
 
-def tone_edited(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def tone_edited(frame: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any], float]:
     """A model of ``frame`` (h, w, 3) uint8 after a tone edit that clips (brightness +-30,
     contrast x1.3): its luma with the clipped channels at 0 or 255, float32 (h, w); the
     fraction of a luma change (added to R, G and B alike) that survives, per pixel, float32
@@ -208,8 +191,9 @@ class FrameEmbedder:
     saturating adds (``_keymark_for``).
     """
 
-    def __init__(self, *, key: bytes, height: int, width: int, payload: int) -> None:
+    def __init__(self, *, key: bytes, height: int, width: int, payload: int, config: EmbedConfig | None = None) -> None:
         as_clip(np.zeros((1, height, width, 3), np.uint8), min_side=MIN_EMBED_SIDE)
+        self._config = config = _DEFAULT if config is None else config
         self.height, self.width = height, width
         self._layout = layout = make_layout(key, rows_for_frame(height, width))
         coded = ecc.encode(WatermarkPayload(payload).to_info_bits(keyed_mask(key)))
@@ -228,7 +212,7 @@ class FrameEmbedder:
         self._key: _KeyMark | None = None  # the mark of the last keyframe, reused until the host changes
         self.keyframes = 0  # how many frames were analysed (for benchmarks and tests)
 
-    def embed(self, frames: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+    def embed(self, frames: NDArray[Any], *, out: NDArray[Any] | None = None) -> NDArray[Any]:
         """Return marked copies of ``frames`` ((T, H, W, 3) or (H, W, 3) uint8, same shape).
 
         ``out`` (same shape and dtype; may be ``frames`` itself) receives the marked frames
@@ -264,7 +248,7 @@ class FrameEmbedder:
             add(slice(None))
         return result
 
-    def _keymark_for(self, frame: np.ndarray) -> "_KeyMark":
+    def _keymark_for(self, frame: NDArray[Any]) -> "_KeyMark":
         """The mark for ``frame``: the last keyframe's while the host stays close to it.
 
         Analysing a frame (the informed correction) costs far more than adding a mark, and
@@ -285,13 +269,13 @@ class FrameEmbedder:
             if not (cut or due):
                 return key
         delta = cv2.add(self.mark(frame), self._dither)  # (H, W); rounds to floor(x + u)
-        up = cv2.convertScaleAbs(cv2.max(delta, 0.0))
-        down = cv2.convertScaleAbs(cv2.min(delta, 0.0))
+        up = cv2.convertScaleAbs(cv2.max(delta, 0.0))  # type: ignore[call-overload]  # OpenCV takes a scalar here; its stubs do not say so
+        down = cv2.convertScaleAbs(cv2.min(delta, 0.0))  # type: ignore[call-overload]
         self._key = _KeyMark(probe=probe, up=cv2.merge([up, up, up]), down=cv2.merge([down, down, down]))
         self.keyframes += 1
         return self._key
 
-    def mark(self, frame: np.ndarray) -> np.ndarray:
+    def mark(self, frame: NDArray[Any]) -> NDArray[Any]:
         """The luma change for one frame (H, W, 3) uint8, float32 (H, W), before rounding.
 
         The analysis runs at the detector's working resolution (what it will see), only
@@ -310,12 +294,13 @@ class FrameEmbedder:
         pilot_cells = layout.pilot.copy()  # (rows, cols)
         lean = _PILOT_WEIGHTING if layout.rows == LAYOUT_ROWS[0] else 0.0
         pilot_cells[:, :cols] *= (1.0 - lean) + lean * weight
-        floor, ceiling = _STRENGTH_RANGE[layout.rows]
+        config = self._config
+        floor, ceiling = config.strength(layout.rows)
         strength = texture_strength(frame, floor, ceiling)  # (h'', w'') grey levels, coarse
-        max_rms = _MAX_RMS
+        max_rms = config.max_rms
         if layout.rows == LAYOUT_ROWS[0]:
             busy = float(np.mean(strength >= 0.98 * ceiling))
-            max_rms += (_MAX_RMS_TEXTURE - _MAX_RMS) * float(np.clip((busy - _BUSY_START) / (_BUSY_FULL - _BUSY_START), 0, 1))
+            max_rms += (config.max_rms_texture - config.max_rms) * float(np.clip((busy - _BUSY_START) / (_BUSY_FULL - _BUSY_START), 0, 1))
         strength_work = cv2.resize(strength, work_size, interpolation=cv2.INTER_LINEAR)
         data_part = strength_work * render_cells(self._data_cells, *work_size[::-1])  # (h', w') blind data, weight 1
         base = strength_work * render_cells(pilot_cells, *work_size[::-1]) + _BASE_DATA * data_part
@@ -327,7 +312,7 @@ class FrameEmbedder:
         # frames with a backdrop that a tone edit clips, first against the edited frame (tone plan).
         budget = max(0.0, max_rms**2 - float(np.mean(base**2)))
         tone_keep, tone_cells = None, None
-        if _TONE_PLAN_START[layout.rows] <= tone_clipped_share(small) < _TONE_PLAN_END:
+        if config.tone_plan(layout.rows) <= tone_clipped_share(small) < _TONE_PLAN_END:
             edited, survives, _ = tone_edited(small)
             tone_keep = survives
             scale, unit_cells, unit_cost = self._plan(edited, survives * base, survives, cols, _TONE_PLAN_SHARE * budget)
@@ -354,6 +339,7 @@ class FrameEmbedder:
         correction = (unit_cells * scale[self._bits]).astype(np.float32)
         delta = cv2.add(delta, render_cells(correction, sh, sw))
         if tone_cells is not None:  # the tone plan's correction, only where the edit leaves it
+            assert tone_keep is not None  # set with tone_cells
             at_synth = tone_keep if tone_keep.shape == (sh, sw) else cv2.resize(tone_keep, (sw, sh), interpolation=cv2.INTER_AREA)
             delta = cv2.add(delta, cv2.multiply(render_cells(tone_cells.astype(np.float32), sh, sw), at_synth))
         rms = cv2.norm(delta) / np.sqrt(sh * sw)
@@ -370,7 +356,7 @@ class FrameEmbedder:
         railed = (low <= _RAIL) | (high >= 255 - _RAIL)
         exposed = (high < _TONE_DARK) | (low > _TONE_LIGHT)  # a tone change clips these (the tone reserve)
         share = float(np.count_nonzero(exposed)) / exposed.size
-        start, full = (_PLAN_TONE_START, _PLAN_TONE_FULL) if tone_cells is not None else (_TONE_START, _TONE_FULL)
+        start, full = (_PLAN_TONE_START, _PLAN_TONE_FULL) if tone_cells is not None else (config.tone_start, _TONE_FULL)
         ramp = min(1.0, (share - start) / (full - start)) if share > start else 0.0
         refill = _REFILL + ramp * (_TONE_REFILL - _REFILL)
         if ramp > 0.0 or railed.any():  # one weight map for both: rails first, then the reserve
@@ -380,10 +366,10 @@ class FrameEmbedder:
         rms = cv2.norm(delta) / np.sqrt(h * w)
         if 0.0 < rms < max_rms:
             delta = cv2.multiply(delta, min(refill, max_rms / rms))
-        return _ssim_guard(frame, delta, self._dither)  # (H, W)
+        return _ssim_guard(frame, delta, self._dither, config.min_ssim)  # (H, W)
 
-    def _plan(self, host: np.ndarray, base: np.ndarray, keep: np.ndarray | None, cols: int, budget: float,
-              weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _plan(self, host: NDArray[Any], base: NDArray[Any], keep: NDArray[Any] | None, cols: int, budget: float,
+              weight: NDArray[Any] | None = None) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
         """Plan the informed correction against the detector's model of ``host + base`` (h', w'),
         a unit of correction counting ``keep`` times where given (the tone plan: the share of a
         luma change an edit leaves; the caller scales ``base`` alike). Returns the units per
@@ -394,12 +380,13 @@ class FrameEmbedder:
         if weight is None:
             weight = equalizer_weights(host, layout.rows, _MODEL_K)[:, :cols]
             weight = weight / (float(np.sqrt(np.mean(weight**2))) + 1e-12)
-        kept = (lambda x: x) if keep is None else (lambda x: x * keep)
         before = origin_scores(host + base, layout, _MODEL_K) * sign  # (N_CODED,)
         shape = weight if _CORRECTION_WEIGHTING == 1.0 else weight**_CORRECTION_WEIGHTING
         unit_cells = np.zeros_like(self._data_cells)
         unit_cells[:, :cols] = np.where(self._is_data[:, :cols], self._data_cells[:, :cols] * shape, 0.0)
-        unit = kept(render_cells(unit_cells, *work_size[::-1]))  # (h', w') one unit of correction on every bit
+        unit = render_cells(unit_cells, *work_size[::-1])  # (h', w') one unit of correction on every bit
+        if keep is not None:
+            unit = unit * keep
         after = origin_scores(host + base + unit, layout, _MODEL_K) * sign
         response = np.maximum(after - before, 0.05 * float(np.mean(np.abs(after - before))) + 1e-6)
         bit_energy = np.bincount(self._bits[self._is_data], weights=unit_cells[self._is_data] ** 2,
@@ -408,7 +395,7 @@ class FrameEmbedder:
         return _plan_correction(before, response, unit_cost, budget), unit_cells, unit_cost
 
 
-def channel_ssim(x: np.ndarray, delta: np.ndarray, dither: np.ndarray | None = None) -> float:
+def channel_ssim(x: NDArray[Any], delta: NDArray[Any], dither: NDArray[Any] | None = None) -> float:
     """Mean SSIM between one channel ``x`` and ``x + delta`` (float32 (H, W)), as skimage
     computes it by default: 7x7 uniform windows, sample covariances, K1 = 0.01, K2 = 0.03,
     range 255, the 3-pixel border left out. With ``dither`` (H, W), the change is rounded and
@@ -426,7 +413,7 @@ def channel_ssim(x: np.ndarray, delta: np.ndarray, dither: np.ndarray | None = N
     return float(np.mean(s[3:-3, 3:-3])) if min(s.shape) > 6 else float(np.mean(s))
 
 
-def frame_ssim(frame: np.ndarray, delta: np.ndarray, dither: np.ndarray | None = None) -> float:
+def frame_ssim(frame: NDArray[Any], delta: NDArray[Any], dither: NDArray[Any] | None = None) -> float:
     """SSIM of an RGB frame (H, W, 3) uint8 against ``frame + delta`` on every channel, the mean
     over R, G and B (the quality target's measure), without rounding or clipping. Frames over
     ``_SSIM_FULL_PIXELS`` are estimated from evenly spaced bands of rows: a quarter of the
@@ -441,8 +428,9 @@ def frame_ssim(frame: np.ndarray, delta: np.ndarray, dither: np.ndarray | None =
                           for b in bands for c in range(3)]))
 
 
-def _ssim_guard(frame: np.ndarray, delta: np.ndarray, dither: np.ndarray | None = None) -> np.ndarray:
-    """Scale ``delta`` down, if needed, so that ``frame_ssim(frame, delta, dither) >= _MIN_SSIM``
+def _ssim_guard(frame: NDArray[Any], delta: NDArray[Any], dither: NDArray[Any] | None = None,
+                min_ssim: float = EmbedConfig.min_ssim) -> NDArray[Any]:
+    """Scale ``delta`` down, if needed, so that ``frame_ssim(frame, delta, dither) >= min_ssim``
     (with the embedder's ``dither``: the SSIM of the frame it will actually write; rounding
     costs up to 0.002 on smooth pictures, and clipping at 0 and 255 gives some back).
 
@@ -455,13 +443,13 @@ def _ssim_guard(frame: np.ndarray, delta: np.ndarray, dither: np.ndarray | None 
     """
     for _ in range(3):
         loss = 1.0 - frame_ssim(frame, delta, dither)
-        if loss <= 1.0 - _MIN_SSIM:
+        if loss <= 1.0 - min_ssim:
             break
-        delta = cv2.multiply(delta, float(np.sqrt((1.0 - _MIN_SSIM) / loss)) * 0.98)
+        delta = cv2.multiply(delta, float(np.sqrt((1.0 - min_ssim) / loss)) * 0.98)  # type: ignore[call-overload]  # OpenCV takes a scalar here; its stubs do not say so
     return delta
 
 
-def _plan_correction(before: np.ndarray, response: np.ndarray, unit_cost: np.ndarray, budget: float) -> np.ndarray:
+def _plan_correction(before: NDArray[Any], response: NDArray[Any], unit_cost: NDArray[Any], budget: float) -> NDArray[Any]:
     """How many units of correction each coded bit gets, float (N_CODED,).
 
     For each target margin, bits below it are lifted to it cheapest first until the energy
@@ -482,4 +470,5 @@ def _plan_correction(before: np.ndarray, response: np.ndarray, unit_cost: np.nda
     final = before[None, :] + response[None, :] * scale
     quality = final.mean(axis=1) / (final.std(axis=1) + 1e-9)  # (M,)
     enough = np.flatnonzero(quality >= _ENOUGH)
-    return scale[int(enough[0]) if len(enough) else int(np.argmax(quality))]
+    chosen: NDArray[Any] = scale[int(enough[0]) if len(enough) else int(np.argmax(quality))]
+    return chosen

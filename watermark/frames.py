@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 
 from watermark.errors import FrameTooSmall, UnsupportedFrames
 
@@ -11,7 +14,7 @@ MIN_DETECT_SIDE = 64
 MAX_ASPECT_RATIO = 3.9  # width / height; the keyed layouts are four frame heights wide
 
 
-def as_clip(frames: np.ndarray, *, min_side: int) -> tuple[np.ndarray, bool]:
+def as_clip(frames: NDArray[Any], *, min_side: int) -> tuple[NDArray[Any], bool]:
     """Return ``(clip (T, H, W, 3) uint8, was_single_image)`` or raise a specific error."""
     if not isinstance(frames, np.ndarray):
         raise UnsupportedFrames(f"frames must be a numpy array, got {type(frames).__name__}")
@@ -33,7 +36,8 @@ def as_clip(frames: np.ndarray, *, min_side: int) -> tuple[np.ndarray, bool]:
     return clip, single
 
 
-def luma(rgb: np.ndarray) -> np.ndarray:
+def luma(rgb: NDArray[Any]) -> NDArray[Any]:
     """BT.601 luma of uint8 RGB (..., 3) as float32 (...)."""
     f = rgb.astype(np.float32)
-    return 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
+    y: NDArray[Any] = 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
+    return y

@@ -11,8 +11,10 @@ payload 0. With the mask, the all-zero word is as unlikely to pass as any other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from watermark.errors import PayloadOutOfRange
 
@@ -36,12 +38,12 @@ def crc24(value: int, nbits: int = PAYLOAD_BITS) -> int:
     return crc
 
 
-def int_to_bits(value: int, nbits: int) -> np.ndarray:
+def int_to_bits(value: int, nbits: int) -> NDArray[Any]:
     """Big-endian bits of ``value`` as a uint8 array of length ``nbits``."""
     return np.array([(value >> (nbits - 1 - i)) & 1 for i in range(nbits)], dtype=np.uint8)
 
 
-def bits_to_int(bits: np.ndarray) -> int:
+def bits_to_int(bits: NDArray[Any]) -> int:
     """Inverse of :func:`int_to_bits`."""
     out = 0
     for b in np.asarray(bits, dtype=np.uint8).tolist():
@@ -62,13 +64,14 @@ class WatermarkPayload:
             raise PayloadOutOfRange(f"watermark payload must be in [0, 2**{PAYLOAD_BITS})")
         object.__setattr__(self, "value", int(self.value))
 
-    def to_info_bits(self, mask: np.ndarray) -> np.ndarray:
+    def to_info_bits(self, mask: NDArray[Any]) -> NDArray[Any]:
         """The 72 whitened info bits (payload || CRC) XOR ``mask``; uint8 (72,)."""
         word = (self.value << CRC_BITS) | crc24(self.value)
-        return int_to_bits(word, INFO_BITS) ^ mask
+        bits: NDArray[Any] = int_to_bits(word, INFO_BITS) ^ mask
+        return bits
 
     @classmethod
-    def from_info_bits(cls, bits: np.ndarray, mask: np.ndarray) -> WatermarkPayload | None:
+    def from_info_bits(cls, bits: NDArray[Any], mask: NDArray[Any]) -> WatermarkPayload | None:
         """Undo the mask and check the CRC; None when the check fails."""
         word = bits_to_int(np.asarray(bits, dtype=np.uint8) ^ mask)
         value, crc = word >> CRC_BITS, word & 0xFFFFFF

@@ -121,7 +121,8 @@ class TimestampAuthority:
         if nonce is not None:
             info["nonce"] = nonce
         token = self._token(tsp.TSTInfo(info).dump(), include_certificates=cert_req)
-        return tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token}).dump()
+        der: bytes = tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token}).dump()
+        return der
 
     def _token(self, tst_info_der: bytes, *, include_certificates: bool) -> cms.ContentInfo:
         """A CMS SignedData over the TSTInfo, signed with the TSA key (RFC 3161 section 2.4.2)."""
@@ -176,7 +177,8 @@ class LoopbackTsa:
         )
         self._thread.start()
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{path}"
+        host_text = host.decode() if isinstance(host, bytes) else host
+        return f"http://{host_text}:{port}{path}"
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -212,14 +214,15 @@ def _handler_for(authority: TimestampAuthority, path: str) -> type[BaseHTTPReque
     return _TsaHandler
 
 
-class _RejectionResp(core.Sequence):
+class _RejectionResp(core.Sequence):  # type: ignore[misc]  # asn1crypto ships no type information
     """A TimeStampResp without a token (asn1crypto's own class insists on one, RFC 3161 does not)."""
 
     _fields = [("status", tsp.PKIStatusInfo)]
 
 
 def _rejection(reason: str) -> bytes:
-    return _RejectionResp({"status": {"status": "rejection", "fail_info": {reason}}}).dump()
+    der: bytes = _RejectionResp({"status": {"status": "rejection", "fail_info": {reason}}}).dump()
+    return der
 
 
 def _check_tsa_certificate(certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
