@@ -132,8 +132,9 @@ def test_no_driver_pixels_reach_the_output(analyzer: FaceAnalyzer, setup, grace_
 
 def test_large_head_turns_are_limited_smoothly(analyzer: FaceAnalyzer, setup) -> None:
     """The astronaut's real 3-D mesh, turned in 3-D: small turns pass unchanged, large ones
-    approach the documented limits (25 degrees yaw, 20 pitch) monotonically and never pass
-    them; the in-plane tilt is kept."""
+    approach the documented limits (22 degrees yaw, 15 pitch; a turn of both stays inside
+    their ellipse, in its own direction) monotonically and never pass them; the in-plane tilt
+    is kept."""
     face = setup[2]
     ref = face.landmarks.astype(np.float64)
     centre = ref[:468].mean(axis=0)
@@ -143,24 +144,26 @@ def test_large_head_turns_are_limited_smoothly(analyzer: FaceAnalyzer, setup) ->
         out[:, :3] = (ref[:, :3] - centre) @ _rotation(yaw, pitch, roll).T + centre
         return out
 
-    small = turned(10.0, 8.0)
-    assert limit_turn(small, ref) is small  # within 60 % of the limits: untouched
+    small = turned(8.0, 5.0)
+    assert limit_turn(small, ref) is small  # within 60 % of the limits' ellipse: untouched
     last = 0.0
     for yaw in (16.0, 20.0, 30.0, 45.0, 70.0):
         _, got, _, _ = head_turn(limit_turn(turned(yaw, 0.0), ref), ref)
         assert last < got < MAX_YAW, (yaw, got)
         last = got
     _, yaw, pitch, roll = head_turn(limit_turn(turned(-50.0, 40.0, 12.0), ref), ref)
-    assert -MAX_YAW < yaw < -0.8 * MAX_YAW and 0.8 * MAX_PITCH < pitch < MAX_PITCH
+    assert 0.9 < np.hypot(yaw / MAX_YAW, pitch / MAX_PITCH) < 1.0, (yaw, pitch)
+    assert abs((yaw / MAX_YAW) / (pitch / MAX_PITCH) - (-50.0 / MAX_YAW) / (40.0 / MAX_PITCH)) < 0.02
     assert abs(roll - 12.0) < 0.5
 
 
 def test_turns_past_the_limits_render_without_folds(analyzer: FaceAnalyzer, setup, grace_hopper: np.ndarray,
                                                     astronaut: np.ndarray, monkeypatch) -> None:
     """Hopper's photo turned as a cylinder (``turn_head``; the mesh reads up to ~34 degrees of
-    yaw, past the 25-degree limit) drives the astronaut. Every frame's backward warp keeps
+    yaw, past the 22-degree limit) drives the astronaut. Every frame's backward warp keeps
     orientation (Jacobian determinant > 0 over the whole moving window: no fold, no tear),
-    the turn reaching the warp is under the limit, and the output stays the astronaut."""
+    the turn reaching the warp is under the limit, and the output stays the astronaut (dlib
+    distance median <= 0.35; the cylinder is a crude turn, its worst frame reads up to 0.4)."""
     verified = setup[3]
     lm = analyzer.analyze(grace_hopper).landmarks
     frames = [turn_head(grace_hopper, lm, yaw) for yaw in (0, 0, 15, 30, 45, 55, 45, 20, 0, -20, -45, -55, -30, 0)]
@@ -187,4 +190,4 @@ def test_turns_past_the_limits_render_without_folds(analyzer: FaceAnalyzer, setu
     assert len(dets) == len(frames) and min(dets) > 0, dets
     source = analyzer.analyze(astronaut).embedding
     dists = [float(np.linalg.norm(analyzer.analyze(f).embedding - source)) for f in out]
-    assert np.median(dists) <= 0.35 and max(dists) <= 0.45, dists
+    assert np.median(dists) <= 0.35 and max(dists) <= 0.4, [round(d, 3) for d in dists]
