@@ -18,6 +18,7 @@ from models import expression_metrics as em
 from models.face import FaceAnalyzer, eye_aperture
 import models.landmark.animator as landmark_animator
 from models.landmark.expression import MAX_PITCH, MAX_YAW, _rotation, head_turn, limit_turn
+from models.landmark.keypoints import face_axis_scale, transfer_points, transfer_points_rigid
 from models.landmark.warp import DenseWarp
 from models.landmark_animator import LandmarkAnimator
 from models.synthetic import make_expression, turn_head
@@ -191,3 +192,24 @@ def test_turns_past_the_limits_render_without_folds(analyzer: FaceAnalyzer, setu
     source = analyzer.analyze(astronaut).embedding
     dists = [float(np.linalg.norm(analyzer.analyze(f).embedding - source)) for f in out]
     assert np.median(dists) <= 0.35 and max(dists) <= 0.4, [round(d, 3) for d in dists]
+
+
+def test_a_tilting_driver_turns_the_subject_rigidly(analyzer: FaceAnalyzer, astronaut: np.ndarray,
+                                                    grace_hopper: np.ndarray) -> None:
+    """The astronaut (lips apart) tilts her head 10 degrees; Hopper (lips closed) must tilt the
+    same way with her own face unchanged. The plain relative rule moves Hopper's lips by the
+    astronaut's displacements and pulls them apart; the rigid rule does not."""
+    ref = analyzer.analyze(astronaut).landmarks.astype(np.float64)
+    src = analyzer.analyze(grace_hopper).landmarks.astype(np.float64)
+    centre = ref[:468, :2].mean(axis=0)
+    pose = ref.copy()
+    pose[:, :2] = (ref[:, :2] - centre) @ _rotation(0.0, 0.0, 10.0)[:2, :2].T + centre
+    alpha = face_axis_scale(src, ref)
+    rigid = transfer_points_rigid(src, pose, ref, alpha=alpha)
+    s_centre = src[:468, :2].mean(axis=0)
+    expected = (src[:, :2] - s_centre) @ _rotation(0.0, 0.0, 10.0)[:2, :2].T + s_centre
+    assert np.abs(rigid - expected).max() < 1e-6
+    plain = transfer_points(src, pose, ref, relative=True, alpha=alpha, absolute_scale=alpha)
+    closed = em.mouth_gap(src)
+    assert abs(em.mouth_gap(rigid) - closed) < 1e-6
+    assert em.mouth_gap(plain) - closed > 0.005  # the shear the rigid rule removes
