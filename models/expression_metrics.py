@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from models.errors import NoFaceFound
 from models.face import FaceAnalyzer, eye_aperture
 from models.synthetic import make_expression
 
@@ -93,6 +94,22 @@ def mouth_gap(landmarks: np.ndarray) -> float:
 def track(analyzer: FaceAnalyzer, frames) -> list[np.ndarray]:
     """Static-mode mesh of every frame (each frame analysed on its own)."""
     return [analyzer.analyze(np.ascontiguousarray(f)).landmarks for f in frames]
+
+
+def track_video(analyzer: FaceAnalyzer, frames, *, settle: int = 3) -> list[np.ndarray]:
+    """Video-mode mesh of a clip in one pass, read as the animator reads its driver: a fresh
+    track, settled ``settle`` extra calls on the first frame. Static mode reads the open mouth
+    of a photo that shows teeth erratically (docs/motion.md); the tracker is steadier."""
+    analyzer.new_video()
+    out = []
+    for i, frame in enumerate(frames):
+        frame = np.ascontiguousarray(frame)
+        for _ in range(1 + (settle if i == 0 else 0)):
+            points = analyzer.landmarks(frame)
+        if points is None:
+            raise NoFaceFound(f"no face was tracked in frame {i}")
+        out.append(points)
+    return out
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:

@@ -139,6 +139,29 @@ def make_expression(image: np.ndarray, landmarks: np.ndarray, *, mouth: float, b
     return out
 
 
+def turn_head(image: np.ndarray, landmarks: np.ndarray, yaw: float) -> np.ndarray:
+    """The photo with the head turned by ``yaw`` degrees about its vertical axis, as if the
+    head were a cylinder seen from afar: a horizontal remap inside an ellipse around the
+    face, fading back to the photo outside it. Nothing hidden appears (the far side is only
+    compressed), but the face mesh reads it as a 3-D turn (about 30 degrees of mesh yaw at
+    45), which is what a driver turning past the animator's limits needs."""
+    h, w = image.shape[:2]
+    x0, y0 = landmarks[:, 0].min(), landmarks[:, 1].min()
+    x1, y1 = landmarks[:, 0].max(), landmarks[:, 1].max()
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    radius = 0.62 * (x1 - x0)  # the cylinder: a little wider than the face (cheeks, ears)
+    xs = np.arange(w, dtype=np.float64)[None, :]
+    ys = np.arange(h, dtype=np.float64)[:, None]
+    angle = np.arcsin(np.clip((xs - cx) / radius, -0.999, 0.999)) - np.radians(yaw)
+    turned = cx + radius * np.sin(np.clip(angle, -np.pi / 2, np.pi / 2))  # (1, W) source column
+    rho = np.sqrt(((xs - cx) / (1.15 * radius)) ** 2 + ((ys - cy) / (0.75 * (y1 - y0))) ** 2)  # (H, W)
+    weight = np.clip((1.2 - rho) / 0.4, 0, 1)
+    weight = weight * weight * (3 - 2 * weight)  # smoothstep: 1 on the head, 0 away from it
+    map_x = (weight * turned + (1 - weight) * xs).astype(np.float32)
+    map_y = np.broadcast_to(ys, (h, w)).astype(np.float32)
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
 def make_driving_clip(
     image: np.ndarray,
     *,

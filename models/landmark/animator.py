@@ -33,6 +33,7 @@ from models.crop import PasteBack, extract_crop, plan_crop
 from models.errors import NoFaceFound
 from models.face import FaceAnalyzer
 from models.landmark.keypoints import (
+    Keypoints,
     MeshKeypoints,
     best_frame,
     face_axis_scale,
@@ -40,6 +41,7 @@ from models.landmark.keypoints import (
     movement_scale,
     transfer,
     transfer_points,
+    transfer_points_rigid,
 )
 from models.landmark.expression import LandmarkFilter, MouthInterior, close_lids, cover_eyes, eye_closure, limit_turn
 from models.landmark.warp import DenseWarp
@@ -149,8 +151,14 @@ class LandmarkAnimator(Animator):
                     pose = limit_turn(pose, reference)
                 kp_new = transfer(kp_model.source, kp_model(pose), kp_ref, relative=options.relative,
                                   alpha=alpha, absolute_scale=absolute_scale)
-                new_points = transfer_points(points, pose, reference, relative=options.relative,
-                                             alpha=alpha, absolute_scale=absolute_scale)
+                if self.expressive and options.relative:
+                    # the head's tilt stays rigid on the subject's own face; keypoints
+                    # are centroids of mesh points, so they follow the same rule
+                    new_points = transfer_points_rigid(points, pose, reference, alpha=alpha)
+                    kp_new = Keypoints(value=kp_model.centroid @ new_points, jacobian=kp_new.jacobian)
+                else:
+                    new_points = transfer_points(points, pose, reference, relative=options.relative,
+                                                 alpha=alpha, absolute_scale=absolute_scale)
                 closure = (0.0, 0.0)
                 if self.expressive:
                     closure = eye_closure(pose, reference)

@@ -238,8 +238,8 @@ def cover_eyes(frame: np.ndarray, before: np.ndarray, after: np.ndarray,
     return out
 
 
-MAX_YAW = 25.0  # degrees: the largest head turn (left/right) a 2-D warp of one photo is asked to show
-MAX_PITCH = 20.0  # degrees: the largest nod (up/down)
+MAX_YAW = 22.0  # degrees: the largest head turn (left/right) a 2-D warp of one photo is asked to show
+MAX_PITCH = 15.0  # degrees: the largest nod (up/down); a turn of both stays inside the ellipse of the two
 _KNEE = 0.6  # turns up to this share of the limit pass unchanged; beyond it they are compressed
 
 
@@ -278,16 +278,20 @@ def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
 
 def limit_turn(pose: np.ndarray, reference: np.ndarray, *, max_yaw: float = MAX_YAW,
                max_pitch: float = MAX_PITCH) -> np.ndarray:
-    """The driving mesh (N, 3) with its head turn relative to ``reference`` limited: yaw and
-    pitch up to 60 % of their limits pass unchanged (the same array); beyond, the whole mesh is
-    turned back in 3-D about its centre so that the turn approaches the limit smoothly and never
-    exceeds it. Roll (in-plane tilt) and the expression (the mesh's shape) are kept."""
+    """The driving mesh (N, 3) with its head turn relative to ``reference`` limited: a turn
+    within 60 % of the limits' ellipse (yaw / max_yaw, pitch / max_pitch) passes unchanged (the
+    same array); beyond, the whole mesh is turned back in 3-D about its centre, in the same
+    direction, so that the turn approaches the ellipse smoothly and never leaves it. Roll
+    (in-plane tilt) and the expression (the mesh's shape) are kept."""
     if pose.shape[1] < 3:
         return pose
     r, yaw, pitch, roll = head_turn(pose, reference)
-    new_yaw, new_pitch = _soft_limit(yaw, max_yaw), _soft_limit(pitch, max_pitch)
-    if new_yaw == yaw and new_pitch == pitch:
+    # the turn's size relative to the limits' ellipse is limited, its direction kept
+    size = float(np.hypot(yaw / max_yaw, pitch / max_pitch))
+    limited = _soft_limit(size, 1.0)
+    if limited == size:
         return pose
+    new_yaw, new_pitch = yaw * limited / size, pitch * limited / size
     back = _rotation(new_yaw, new_pitch, roll) @ r.T  # undo the turn, redo the limited one
     p = np.asarray(pose, dtype=np.float64)
     centre = p[:468, :3].mean(axis=0)

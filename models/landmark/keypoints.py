@@ -154,3 +154,31 @@ def transfer_points(
     if relative:
         return source[:, :2] + alpha * (driving[:, :2] - reference[:, :2])
     return driving[:, :2] * absolute_scale
+
+
+def similarity(reference: np.ndarray, pose: np.ndarray) -> tuple[np.ndarray, float]:
+    """(R (2, 2), k): the rotation and scale of the least-squares 2-D similarity taking the
+    reference's centred points (N, 2) to the pose's (Umeyama)."""
+    a = reference - reference.mean(axis=0)
+    b = pose - pose.mean(axis=0)
+    u, sv, vt = np.linalg.svd(b.T @ a)
+    d = np.sign(np.linalg.det(u @ vt))
+    r = u @ np.diag([1.0, d]) @ vt
+    k = float((sv * [1.0, d]).sum() / max((a**2).sum(), 1e-12))
+    return r, k
+
+
+def transfer_points_rigid(source: np.ndarray, driving: np.ndarray, reference: np.ndarray, *,
+                          alpha: np.ndarray, fit: int = 468) -> np.ndarray:
+    """Relative transfer with the head's in-plane rotation kept rigid: the driver's rotation
+    (of a similarity fitted on the first ``fit`` points, reference -> frame) turns the
+    *subject's* face about its own centre; the rest, the driver's change measured in the
+    reference's upright frame (expression, zoom, out-of-plane turns), is scaled per axis by
+    ``alpha`` (2,), as is the centre's shift. The plain rule moves the subject by the driver's
+    displacements, so a tilting driver whose face differs from the subject's (an open mouth
+    against a closed one) shears the subject's face."""
+    src, drv, ref = (np.asarray(p, dtype=np.float64)[:, :2] for p in (source, driving, reference))
+    r, _ = similarity(ref[:fit], drv[:fit])
+    c_s, c_d, c_r = src[:fit].mean(axis=0), drv[:fit].mean(axis=0), ref[:fit].mean(axis=0)
+    expression = (drv - c_d) @ r - (ref - c_r)  # (N, 2) in the reference's frame
+    return c_s + alpha * (c_d - c_r) + (src - c_s + alpha * expression) @ r.T

@@ -29,6 +29,9 @@ _COARSE_STRIDE = 4  # coarse-grid cell = this many fine cells
 _SIGMA_FINE = 1.6  # residual spreading width, in fine cells
 _DENSITY_FLOOR = 0.02  # normalised-convolution prior: residuals fade where points are sparse
 _FIT_ROUNDS = 3  # normalised-convolution rounds, each spreading what the last left at the points
+_MIN_DET = 0.1  # sharp mode: the backward map's Jacobian determinant is kept above this (no fold)
+_UNFOLD_ROUNDS = 20  # ... by at most this many local smoothing rounds (and as many damping rounds)
+_UNFOLD_SIGMA = 1.5  # ... each of this width, in fine cells
 _STILL_PX = 0.6  # sharp mode: displacements under this many px are dropped, twice it kept whole
 
 
@@ -119,8 +122,10 @@ class DenseWarp:
             field += splat(target - have) * norm
         return field
 
-    def __call__(self, kp_new: Keypoints, new_points: np.ndarray) -> np.ndarray:
-        """The source re-posed to ``kp_new`` / ``new_points`` (N, 2): (H, W, 3) uint8."""
+    def backward_map(self, kp_new: Keypoints, new_points: np.ndarray) -> tuple[int, int, np.ndarray, np.ndarray]:
+        """(x0, y0, map_x, map_y): for each output pixel of the window whose top-left pixel is
+        (x0, y0), the source pixel it samples (two (h, w) float32 arrays); outside the window
+        the output is the source itself."""
         new_points = np.asarray(new_points, dtype=np.float64)[:, :2]
         win = self._window(new_points)
         x0, y0, gw, gh = win
@@ -129,19 +134,64 @@ class DenseWarp:
         if self.sharp:
             size = np.sqrt((disp**2).sum(axis=2, keepdims=True))
             t = np.clip((size - _STILL_PX) / _STILL_PX, 0, 1)
-            disp = disp * (t * t * (3 - 2 * t))
+            disp = _unfold(disp * (t * t * (3 - 2 * t)), self.cell)
         h, w = self.source.shape[:2]
         pw, ph = min(gw * self.cell, w - x0), min(gh * self.cell, h - y0)
         full = cv2.resize(disp, (gw * self.cell, gh * self.cell), interpolation=cv2.INTER_LINEAR)[:ph, :pw]
         xs = np.arange(x0, x0 + pw, dtype=np.float32)
         ys = np.arange(y0, y0 + ph, dtype=np.float32)
-        map_x = full[..., 0] + xs[None, :]
-        map_y = full[..., 1] + ys[:, None]
+        return x0, y0, full[..., 0] + xs[None, :], full[..., 1] + ys[:, None]
+
+    def __call__(self, kp_new: Keypoints, new_points: np.ndarray) -> np.ndarray:
+        """The source re-posed to ``kp_new`` / ``new_points`` (N, 2): (H, W, 3) uint8."""
+        x0, y0, map_x, map_y = self.backward_map(kp_new, new_points)
+        ph, pw = map_x.shape
         out = self.source.copy()
         interp = cv2.INTER_CUBIC if self.sharp else cv2.INTER_LINEAR
         out[y0:y0 + ph, x0:x0 + pw] = cv2.remap(self.source, map_x, map_y, interp,
                                                 borderMode=cv2.BORDER_REFLECT_101)
         return out
+
+
+def _fold_nodes(disp: np.ndarray, cell: int) -> np.ndarray:
+    """(gh, gw) bool: grid nodes next to a cell where the backward map z -> z + disp(z),
+    interpolated bilinearly from ``disp`` on ``cell``-px cells, has a Jacobian determinant
+    under ``_MIN_DET`` (below zero the warp folds). A bilinear cell's determinant is smallest
+    at one of its corners, so the four corner values (from the cell's edges) decide."""
+    gh, gw = disp.shape[:2]
+    pos = disp.astype(np.float64) + cell * np.stack(np.meshgrid(np.arange(gw), np.arange(gh)), axis=-1)
+    ex = pos[:, 1:] - pos[:, :-1]  # (gh, gw-1, 2) horizontal edges
+    ey = pos[1:, :] - pos[:-1, :]  # (gh-1, gw, 2) vertical edges
+
+    def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]) / cell**2
+
+    det = np.minimum.reduce([cross(ex[:-1], ey[:, :-1]), cross(ex[:-1], ey[:, 1:]),
+                             cross(ex[1:], ey[:, :-1]), cross(ex[1:], ey[:, 1:])])  # (gh-1, gw-1)
+    bad = det < _MIN_DET
+    nodes = np.zeros((gh, gw), bool)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            nodes[dy:gh - 1 + dy, dx:gw - 1 + dx] |= bad
+    return nodes
+
+
+def _unfold(disp: np.ndarray, cell: int) -> np.ndarray:
+    """``disp`` with every fold smoothed out: where the map's Jacobian determinant nears
+    zero (``_fold_nodes``; mesh points that cross in 2-D on a turned head: the far cheek, the
+    jaw line), the field is blended towards its own local average, round by round, until
+    the map keeps orientation everywhere; folds-free fields are returned unchanged."""
+    for i in range(2 * _UNFOLD_ROUNDS):
+        bad = _fold_nodes(disp, cell).astype(np.float32)
+        if not bad.any():
+            break
+        if i < _UNFOLD_ROUNDS:  # first smooth the field locally ...
+            weight = np.clip(3.0 * cv2.GaussianBlur(bad, (0, 0), _UNFOLD_SIGMA), 0, 1)[..., None]
+            disp = disp * (1 - weight) + cv2.GaussianBlur(disp, (0, 0), _UNFOLD_SIGMA) * weight
+        else:  # ... then, where that is not enough, damp the motion towards the still photo
+            weight = np.clip(3.0 * cv2.GaussianBlur(bad, (0, 0), 3 * _UNFOLD_SIGMA), 0, 1)[..., None]
+            disp = disp * (1 - 0.3 * weight)
+    return disp
 
 
 def _sample(field: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
