@@ -166,6 +166,21 @@ def demo_driving_frames(photo: np.ndarray, *, seconds: float = DEMO_SECONDS, fps
     return make_driver(head, schedule, FaceAnalyzer(with_embedding=False))
 
 
+def short_driving_clip(path: Path, image: np.ndarray, *, frames: int = 12, size: int = 256, fps: int = 25) -> Path:
+    """A short synthetic driving clip of the astronaut photo's head and shoulders moving
+    (``models.synthetic.make_driving_clip``), ``size`` px square; for tests and benchmarks."""
+    from PIL import Image
+
+    from models.synthetic import make_driving_clip
+    from studio import media
+
+    head = image[0:320, 60:380]  # head and shoulders, so the face stays >= 64 px at small sizes
+    small = np.asarray(Image.fromarray(head).resize((size, size), Image.BILINEAR))
+    clip, _ = make_driving_clip(small, frames=frames)
+    media.write_video(path, clip, fps=fps)
+    return path
+
+
 def _material(folder: Path, state: dict) -> DemoMaterial:
     return DemoMaterial(
         folder=folder,
