@@ -32,7 +32,6 @@ import argparse
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -43,7 +42,6 @@ from skimage.metrics import structural_similarity
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from studio.media.attacks import ATTACKS, lit_backdrop, panning_clip  # noqa: E402
-
 from watermark import Watermarker  # noqa: E402
 
 KEY = b"benchmark-studio-secret-0123456789"

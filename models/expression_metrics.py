@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from models.face import FaceAnalyzer, eye_aperture
+from models.face import FaceAnalyzer
 from models.synthetic import make_expression
 
 FOREHEAD, CHIN = 10, 152  # mesh points at the top and bottom of the face's midline

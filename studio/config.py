@@ -72,7 +72,7 @@ class StudioConfig:
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, *, home: Path | str | None = None) -> "StudioConfig":
+    def from_env(cls, *, home: Path | str | None = None) -> StudioConfig:
         env = os.environ
         chosen_home = Path(home or env.get("STUDIO_HOME") or _DEFAULT_HOME).expanduser().resolve()
         ckpt = env.get("STUDIO_FOMM_CHECKPOINT")

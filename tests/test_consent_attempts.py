@@ -113,8 +113,8 @@ def test_web_import_refusals_are_logged_with_their_own_message(tmp_path: Path) -
     """The real Gradio app's import handler (called in-process as a logged-in consent officer)."""
     import gradio as gr
 
-    from studio.web.app import build_app
     from studio.users import Role, create_user
+    from studio.web.app import build_app
     from studio_support import small_pipeline
 
     pipeline = small_pipeline(tmp_path / "home")
@@ -151,8 +151,8 @@ def test_web_import_with_another_face_as_reference_photo_is_refused(
     import gradio as gr
     from PIL import Image
 
-    from studio.web.app import build_app
     from studio.users import Role, create_user
+    from studio.web.app import build_app
     from studio_support import small_pipeline
 
     pipeline = small_pipeline(tmp_path / "home")

@@ -3,8 +3,6 @@ mouth openings, blinks and head turns) that the demo renders onto the consenting
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 

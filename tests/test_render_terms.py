@@ -9,10 +9,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from mp4_atoms import declare_duration
 from studio import media
 from studio.render.pipeline import RenderRefused, RenderRequest
-
-from mp4_atoms import declare_duration
 from studio_support import short_driving_clip, small_pipeline
 
 pytestmark = pytest.mark.slow

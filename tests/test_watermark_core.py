@@ -6,10 +6,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from studio.media.attacks import h264, lit_backdrop, noise, panning_clip
 from skimage import data
 from skimage.metrics import structural_similarity
 
+from studio.media.attacks import h264, lit_backdrop, noise, panning_clip
 from watermark import Detection, Watermarker, WatermarkPayload, ecc
 from watermark._pattern import keyed_mask
 from watermark.detect import MAX_CRC_CHECKS
@@ -445,7 +445,7 @@ def test_per_frame_sums_searched_without_a_second_whitening_keep_more_of_the_mar
     # searched as already whitened (the accumulator's third view) give every coded bit a
     # higher signal-to-noise ratio than the same sums whitened a second time (16-27 % on
     # the benchmark's face clips; reading them back at about 0.9 is then often, not always, possible).
-    from watermark.detect import Whitened, _resample, _templates, _cell_scores
+    from watermark.detect import Whitened, _cell_scores, _resample, _templates
 
     layout = _templates(KEY, 64).layout
     still = cv2.resize(data.immunohistochemistry()[0:400, 0:400], (256, 256), interpolation=cv2.INTER_AREA)
@@ -512,7 +512,6 @@ def test_tone_reserve_moves_the_mark_where_a_brightness_change_keeps_it(monkeypa
     the energy goes to the rest (1.9x the amplitude there): ~3x the mark's energy survives the
     attack, within the same PSNR and SSIM limits."""
     from studio.media.attacks import brightness
-
     from watermark import embed as embed_module
 
     frame = _night_frame()
@@ -570,7 +569,6 @@ def test_tone_plan_keeps_the_mark_where_a_tone_edit_leaves_the_picture(monkeypat
     planned on a model of the edited frame the mark reads after the edits (without it, not after
     contrast x1.3), and still after H.264, within the PSNR and SSIM limits; at both layouts."""
     from studio.media.attacks import brightness, contrast
-
     from watermark import embed as embed_module
 
     frame = _lit_wall(data.coffee(), side, side)

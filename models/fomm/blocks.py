@@ -29,7 +29,6 @@ from torch import nn
 
 from models.fomm import winograd
 
-
 _rewrites = {"enabled": True}
 _T = TypeVar("_T")
 _A = TypeVar("_A")

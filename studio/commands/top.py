@@ -19,8 +19,8 @@ def serve(
     demo: bool = typer.Option(False, "--demo/--no-demo", help="Create and print demo material and logins."),
 ) -> None:
     """Start the web studio (login required)."""
-    from studio.web.app import build_app, launch
     from studio.render.pipeline import RenderPipeline
+    from studio.web.app import build_app, launch
 
     config = get_config()
     pipeline = RenderPipeline.from_config(config)
@@ -100,7 +100,7 @@ class _Progress:
     def __init__(self) -> None:
         self._stage = ""
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:

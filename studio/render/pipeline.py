@@ -149,7 +149,7 @@ class _Job:
     verified: VerifiedConsent
     animator: Animator
     photo: np.ndarray
-    info: "media.VideoInfo"
+    info: media.VideoInfo
     inputs: dict[str, Any]
     timer: StageTimer  # one for every attempt: the receipt's stage times are what the render cost in all
     report: ProgressCallback
@@ -186,7 +186,7 @@ class RenderPipeline:
         self,
         *,
         config: StudioConfig,
-        ledger: "Ledger",
+        ledger: Ledger,
         watermark_key: bytes,
         signer: Any,
         animators: dict[str, Callable[[], Animator]],
@@ -212,7 +212,7 @@ class RenderPipeline:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_config(cls, config: StudioConfig, **options: Any) -> "RenderPipeline":
+    def from_config(cls, config: StudioConfig, **options: Any) -> RenderPipeline:
         """The studio's pipeline; ``options`` are passed to the constructor (limits, lease times)."""
         from models.face import FaceAnalyzer
         from models.landmark_animator import LandmarkAnimator
@@ -284,7 +284,7 @@ class RenderPipeline:
             _remove(entry)
         return failed
 
-    def _owner_alive(self, lease: "Any") -> bool:
+    def _owner_alive(self, lease: Any) -> bool:
         """Whether the process that holds ``lease`` (a ``studio.ledger.RenderLease``) may still run it."""
         with _ACTIVE_LOCK:
             if lease.render_id in _ACTIVE:
@@ -360,7 +360,7 @@ class RenderPipeline:
 
     def admit(
         self, request: RenderRequest, progress: ProgressCallback | None = None, *, queued: bool = False
-    ) -> "Admission":
+    ) -> Admission:
         """Steps 1-3 and ``render.started``: read, analyse, verify consent, then open the render.
 
         A failure before the render is opened is a refusal, logged and raised. In-process
@@ -373,7 +373,7 @@ class RenderPipeline:
         self._open(job, render_id, payload, queued=queued)
         return Admission(job=job, render_id=render_id, payload=payload)
 
-    def produce(self, admission: "Admission") -> RenderResult:
+    def produce(self, admission: Admission) -> RenderResult:
         """Steps 4-7 of an admitted render this process holds the lease of; raises on failure."""
         job = admission.job
         # 4-7: animate, watermark, encode, confirm, sign, log. An attempt whose first marked
@@ -503,7 +503,7 @@ class RenderPipeline:
         with _ACTIVE_LOCK:
             _ACTIVE.discard(render_id)
 
-    def owner_alive(self, lease: "Any") -> bool:
+    def owner_alive(self, lease: Any) -> bool:
         """Whether the holder of ``lease`` (a ``studio.ledger.RenderLease``) may still be running it."""
         return self._owner_alive(lease)
 
@@ -752,7 +752,7 @@ class _Heartbeat:
     """Refreshes a running render's lease in the ledger every ``every`` seconds from a daemon
     thread, and looks for a cancel request at least every second (``cancelled_by``)."""
 
-    def __init__(self, ledger: "Ledger", render_id: str, *, every: float) -> None:
+    def __init__(self, ledger: Ledger, render_id: str, *, every: float) -> None:
         self._ledger, self._render_id, self._every = ledger, render_id, every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{render_id[:12]}", daemon=True)
