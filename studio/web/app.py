@@ -618,5 +618,5 @@ def launch(demo: gr.Blocks, pipeline: RenderPipeline, *, host: str, port: int, b
         footer_links=["api"],
         max_file_size="200mb",
         prevent_thread_lock=not block,
-        quiet=not block,
+        quiet=True,  # `serve` prints the address itself; Gradio's own banner suggests share=True
     )
