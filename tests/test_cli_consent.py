@@ -10,14 +10,8 @@ from typing import Any
 import pytest
 
 from consent.keys import did_key_from_public, generate_keypair
-from ledger_support import issue_credential
-from studio.cli import main
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
+from studio_support import issue_credential
+from studio_support import run_cli as _run
 
 
 @pytest.fixture()

@@ -19,6 +19,7 @@ from consent.credential import LikenessConsent
 from consent.keys import load_private_key
 from consent.verify import ConsentRequest, RevocationList, TrustList, verify_consent
 from studio.cli import main
+from studio_support import run_cli as _run
 
 VECTORS = Path(__file__).resolve().parent / "data" / "vectors" / "eddsa-jcs-2022"
 TEMPLATE = [math.sin(3 * i) / 9 for i in range(128)]
@@ -37,12 +38,6 @@ def _usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     out, err = capsys.readouterr()
     assert code == 2, (out, err)
     return err
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture()
