@@ -56,7 +56,8 @@ def test_serve_and_render_print_only_the_studios_own_lines(tmp_path: Path, astro
             server.terminate()
             server.wait(timeout=60)
     served = console.read_text()
-    assert f"Serving on http://127.0.0.1:{port}" in served and "Demo credential:" in served
+    assert "Making the demo material" in served and "Demo credential:" in served
+    assert f"Serving on http://127.0.0.1:{port}" in served
     assert _chatter(served) == []
     assert render.returncode == 0, render.stderr
     assert (tmp_path / "out.mp4").is_file()

@@ -30,6 +30,8 @@ def serve(
     if demo:
         from studio.demo import describe, ensure_demo
 
+        if not (config.home / "demo" / "demo.json").exists():
+            echo("Making the demo material (first start only: credential, logins, a 7 s driving clip)...")
         echo(describe(ensure_demo(config, pipeline), url))
     if not pipeline.ledger.list_users():
         echo("No users yet: create one with `avatar-studio users add NAME --role admin`, or start with --demo.")
