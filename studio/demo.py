@@ -13,9 +13,11 @@ keep their keys on their own machines and sign with ``avatar-studio consent issu
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -77,7 +79,7 @@ def ensure_demo(config: StudioConfig, pipeline) -> DemoMaterial:  # noqa: ANN001
     shutil.copyfile(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), other)
 
     driving = folder / "driving.mp4"
-    media.write_video(driving, demo_driving_frames(other_person_photo()), fps=DEMO_FPS)
+    driving.write_bytes(_demo_driving_mp4())
 
     key = generate_keypair()
     save_private_key(key, folder / "subject-demo-key.pem", passphrase=None)
@@ -153,6 +155,18 @@ def demo_schedule(frames: int, *, fps: int = DEMO_FPS) -> ExpressionSchedule:
         rotation = np.where(inside, degrees * np.sin(np.pi * (t - start) / (end - start)) ** 2, rotation)
     neutral = (mouth < 1e-3) & (blink < 1e-3) & (np.abs(rotation) < 1e-3)
     return ExpressionSchedule(mouth=mouth, blink=blink, rotation=rotation, neutral=neutral)
+
+
+@functools.cache
+def _demo_driving_mp4() -> bytes:
+    """The demo driving clip as MP4 bytes, made once per process (it is deterministic, and
+    every fresh data folder in one process gets the same clip)."""
+    from studio import media
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "driving.mp4"
+        media.write_video(path, demo_driving_frames(other_person_photo()), fps=DEMO_FPS)
+        return path.read_bytes()
 
 
 def demo_driving_frames(photo: np.ndarray, *, seconds: float = DEMO_SECONDS, fps: int = DEMO_FPS) -> np.ndarray:
