@@ -79,9 +79,8 @@ def _animators(fomm: bool):
 def measure(animator, verified, source, driver, still, schedule, analyzer, mesh) -> tuple[dict, list]:
     """All quality numbers of one animator on one (source, driver) pair, and its frames."""
     from models import expression_metrics as em
-    from models.face import eye_aperture
-
     from models.errors import MotionError
+    from models.face import eye_aperture
 
     src_face = analyzer.analyze(source)
     out = list(animator.animate(verified, source, list(driver)))

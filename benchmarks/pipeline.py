@@ -22,7 +22,6 @@ import numpy as np
 # benchmarks/ holds a watermark.py that would shadow the package: take this folder off the path.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent / "tests"))
 
 
 def main() -> None:
@@ -35,15 +34,15 @@ def main() -> None:
     from skimage import data
 
     from models.animate import AnimationOptions
-    from studio.demo import ensure_demo
     from studio import media
-    from studio.render.pipeline import RenderRequest
-    from studio_support import short_driving_clip, small_pipeline
+    from studio.config import StudioConfig
+    from studio.demo import ensure_demo, short_driving_clip
+    from studio.render.pipeline import RenderPipeline, RenderRequest
 
     frames = int(round(args.seconds * 25))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        pipeline = small_pipeline(tmp / "home")
+        pipeline = RenderPipeline.from_config(StudioConfig(home=tmp / "home"))
         demo = ensure_demo(pipeline.config, pipeline)
         astronaut = np.ascontiguousarray(data.astronaut())
         clip = short_driving_clip(tmp / "clip.mp4", astronaut, frames=frames, size=256)

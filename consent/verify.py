@@ -39,10 +39,10 @@ from typing import Any, Protocol
 from consent.credential import FACE_VECTOR_SIZE, LikenessConsent
 from consent.errors import (
     ConsentExpired,
-    FaceThresholdAboveCeiling,
     ConsentNotYetValid,
     ConsentRevoked,
     DurationExceeded,
+    FaceThresholdAboveCeiling,
     LikenessMismatch,
     LikenessNotChecked,
     MediaNotCovered,
@@ -52,7 +52,7 @@ from consent.errors import (
     UnknownIssuer,
     VerificationMethodMismatch,
 )
-from consent.proof import parse_json, verify_proof
+from consent.proof import verify_proof
 
 __all__ = [
     "DEFAULT_MAX_DISTANCE_CEILING",

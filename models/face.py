@@ -11,13 +11,20 @@ Two offline models, both shipped inside their wheels (see docs/motion.md):
   ``face_recognition_models`` package folder, never through ``import face_recognition``,
   which calls ``quit()`` when ``pkg_resources`` is missing.
 
-MediaPipe graphs are not thread-safe, so every graph call is made under a lock.
+MediaPipe graphs are not thread-safe, so every graph call is made under a lock. Their C++ side
+(TFLite, absl) logs straight to the process's stderr, past Python's logging and any environment
+setting; its known start-up chatter is filtered out (``_native_chatter_filtered``).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,37 @@ RIGHT_IRIS = 468
 LEFT_IRIS = 473
 MOUTH_CORNERS = (61, 291)
 INNER_LIPS = (13, 14)  # upper, lower
+
+# Lines mediapipe's C++ writes to stderr when a graph is built or first run; none needs the user.
+_NATIVE_CHATTER = (
+    "TensorFlow Lite XNNPACK delegate",
+    "absl::InitializeLog()",
+    "inference_feedback_manager.cc",
+    "landmark_projection_calculator.cc",
+)
+_STDERR_LOCK = threading.Lock()  # one redirection of file descriptor 2 at a time, process-wide
+
+
+@contextmanager
+def _native_chatter_filtered() -> Iterator[None]:
+    """Run the block with file descriptor 2 sent to a temporary file, then write back every
+    line that is not ``_NATIVE_CHATTER`` (so nothing else written meanwhile is lost)."""
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = [line for line in sink.read().splitlines(keepends=True)
+                    if not any(part.encode() in line for part in _NATIVE_CHATTER)]
+            if kept:
+                os.write(2, b"".join(kept))
+
 
 _DETECT_MAX_SIDE = 1280  # photos are searched on a copy at most this large
 _TILE, _TILE_STRIDE = 512, 384  # fallback search windows (px) when the whole photo shows no face
@@ -151,6 +189,14 @@ class FaceAnalyzer:
         self._graphs: dict[str, Any] = {}
 
     # -- mediapipe graphs (created lazily, used under the lock) -------------------------
+    def _process(self, kind: str, image: np.ndarray) -> Any:
+        """Run graph ``kind`` on ``image`` (caller holds the lock). A graph's creation and first
+        run are where its C++ chatter comes out, so those run with it filtered."""
+        if kind in self._graphs:
+            return self._graphs[kind].process(image)
+        with _native_chatter_filtered():
+            return self._graph(kind).process(image)
+
     def _graph(self, kind: str) -> Any:
         if kind not in self._graphs:
             from mediapipe.python.solutions import face_detection, face_mesh
@@ -218,7 +264,7 @@ class FaceAnalyzer:
         small = cv2.resize(image, (round(w * shrink), round(h * shrink)), interpolation=cv2.INTER_AREA) \
             if shrink < 1 else image
         with self._lock:
-            result = self._graph("detect").process(np.ascontiguousarray(small))
+            result = self._process("detect", np.ascontiguousarray(small))
         proposals = []
         for det in result.detections or []:
             rb = det.location_data.relative_bounding_box
@@ -231,7 +277,7 @@ class FaceAnalyzer:
         cx, cy, side = _square_around(box, 1.0 if whole else 2.2)
         crop, back = _warp_square(image, cx, cy, side, _MESH_CROP_SIDE)
         with self._lock:
-            result = self._graph("mesh").process(crop)
+            result = self._process("mesh", crop)
         found = self._mesh_points(result, _MESH_CROP_SIDE, _MESH_CROP_SIDE)
         if not found:
             return None
@@ -281,7 +327,7 @@ class FaceAnalyzer:
         small = cv2.resize(image, (round(w * shrink), round(h * shrink)), interpolation=cv2.INTER_AREA) \
             if shrink < 1 else image
         with self._lock:
-            result = self._graph("track").process(np.ascontiguousarray(small))
+            result = self._process("track", np.ascontiguousarray(small))
         found = self._mesh_points(result, small.shape[1], small.shape[0])
         if not found:
             return None

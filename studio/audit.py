@@ -87,7 +87,7 @@ class AuditReport:
     watermark: WatermarkFinding
     manifest: Any  # watermark.provenance.ManifestReport (imported lazily)
     ledger: dict[str, Any] | None = None
-    receipt: "ReceiptCheck | None" = None
+    receipt: ReceiptCheck | None = None
     log: list[dict[str, Any]] | None = None  # the ledger checkpoints this file/receipt carry, checked
     notes: list[str] = field(default_factory=list)
     # The credential the render was made under, from the ledger (subject, grantor, project, purposes...).
@@ -278,7 +278,7 @@ def format_report(report: AuditReport) -> list[str]:
     return lines
 
 
-def _ledger_lines(entry: dict[str, Any], receipt: "ReceiptCheck | None" = None) -> list[str]:
+def _ledger_lines(entry: dict[str, Any], receipt: ReceiptCheck | None = None) -> list[str]:
     if not entry.get("found"):
         if entry.get("available") is False:
             return ["ledger:     no ledger in this data folder, so no record of this render can be shown"]
@@ -429,9 +429,7 @@ def verify_receipt(receipt_path: Path, *, ledger: Any, video: Path | None = None
     """Check a receipt file against the ledger (and the video it names, when given)."""
     import hashlib
 
-    from studio.render.receipt import Receipt
-
-    from studio.render.receipt import MalformedReceipt
+    from studio.render.receipt import MalformedReceipt, Receipt
 
     if not receipt_path.is_file():
         raise MalformedReceipt("the receipt file does not exist or is not a file")

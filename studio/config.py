@@ -71,7 +71,7 @@ class StudioConfig:
     device: str | None = None  # STUDIO_DEVICE: cpu | cuda for the FOMM animator (default: cuda when present)
 
     @classmethod
-    def from_env(cls, *, home: Path | str | None = None) -> "StudioConfig":
+    def from_env(cls, *, home: Path | str | None = None) -> StudioConfig:
         env = os.environ
         chosen_home = Path(home or env.get("STUDIO_HOME") or _DEFAULT_HOME).expanduser().resolve()
         ckpt = env.get("STUDIO_FOMM_CHECKPOINT")

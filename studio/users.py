@@ -82,14 +82,14 @@ def new_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def create_user(ledger: "Ledger", username: str, password: str, role: Role | str, *, actor: str) -> User:
+def create_user(ledger: Ledger, username: str, password: str, role: Role | str, *, actor: str) -> User:
     role = Role(role)
     check_username(username)
     ledger.add_user(username, password_hash=hash_password(password), role=role.value, actor=actor)
     return User(username, role)
 
 
-def authenticate(ledger: "Ledger", username: str, password: str) -> User | None:
+def authenticate(ledger: Ledger, username: str, password: str) -> User | None:
     """The user if the password is right and the account enabled, else None. Takes one
     Argon2 check whatever the case (an unknown or disabled name is checked against a dummy
     hash), so the time taken does not tell which names exist. Logs nothing: the web server's
@@ -101,7 +101,7 @@ def authenticate(ledger: "Ledger", username: str, password: str) -> User | None:
     return User(row.username, Role(row.role)) if ok and usable and row is not None else None
 
 
-def require_role(ledger: "Ledger", username: str | None, *allowed: Role) -> User:
+def require_role(ledger: Ledger, username: str | None, *allowed: Role) -> User:
     """The user behind a request, if their role is allowed (admin always is); raises otherwise."""
     if not username:
         raise PermissionDenied("please log in")

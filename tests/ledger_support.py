@@ -1,14 +1,13 @@
 """Helpers shared by the ledger tests: a fresh database per test on SQLite and PostgreSQL.
 
-Imported by tests/test_ledger_*.py and tests/test_cli_consent.py; fixtures defined here are
-re-exported by those modules with ``from ledger_support import ...``.
+Imported by tests/test_ledger_*.py; fixtures defined here are re-exported by those modules
+with ``from ledger_support import ...``. The test credential is ``studio_support.issue_credential``.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -56,31 +55,6 @@ def studio_key() -> Any:
     from consent.keys import generate_keypair
 
     return generate_keypair()
-
-
-def issue_credential(issuer_key: Any, *, project: str = "Orbit", purposes: tuple[str, ...] = ("film",), **extra: Any) -> dict[str, Any]:
-    """A real signed LikenessConsent for tests (subject: the public-domain astronaut portrait)."""
-    from consent.credential import issue_consent
-    from consent.keys import did_key_from_public
-
-    now = datetime.now(timezone.utc)
-    did = did_key_from_public(issuer_key.public_key())
-    fields: dict[str, Any] = dict(
-        issuer_key=issuer_key,
-        subject_did=did,
-        subject_name="Eileen M. Collins",
-        grantor={"role": "self"},
-        grantee_name="Example Studio",
-        reference_image_sha256=["0" * 64],
-        face_vector=[0.0] * 128,
-        project=project,
-        purposes=list(purposes),
-        max_duration_seconds=60,
-        valid_from=now.replace(microsecond=0),
-        now=now,
-    )
-    fields.update(extra)
-    return issue_consent(**fields)
 
 
 def append_worker(url: str, key_pem: bytes, writer: int, count: int, checkpoint_every: int, pause: float = 0.0) -> list[int]:

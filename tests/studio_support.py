@@ -1,13 +1,18 @@
-"""Helpers for the studio-level tests: a real pipeline in a temporary data folder with the
-demo material (astronaut credential, synthetic driving clip) made by the product itself."""
+"""Helpers shared by the tests: a real pipeline in a temporary data folder with the demo
+material (astronaut credential, synthetic driving clip) made by the product itself, a signed
+test credential (``issue_credential``), a verified consent (``verified_consent``), the CLI run
+in-process (``run_cli``), and a server's port and start-up (``free_port``, ``wait_until_serving``)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-import numpy as np
+import pytest
 
 from studio.config import StudioConfig
+from studio.demo import short_driving_clip  # noqa: F401 - re-exported for the tests
 
 
 def small_pipeline(home: Path, **overrides):
@@ -15,20 +20,6 @@ def small_pipeline(home: Path, **overrides):
 
     config = StudioConfig(home=home, **overrides)
     return RenderPipeline.from_config(config)
-
-
-def short_driving_clip(path: Path, image: np.ndarray, *, frames: int = 12, size: int = 256, fps: int = 25) -> Path:
-    """A short synthetic driving clip (moving astronaut head) with a sine-wave audio track."""
-    from PIL import Image
-
-    from models.synthetic import make_driving_clip
-    from studio import media
-
-    head = image[0:320, 60:380]  # head and shoulders, so the face stays >= 64 px at small sizes
-    small = np.asarray(Image.fromarray(head).resize((size, size), Image.BILINEAR))
-    clip, _ = make_driving_clip(small, frames=frames)
-    media.write_video(path, clip, fps=fps)
-    return path
 
 
 def free_port() -> int:
@@ -80,3 +71,37 @@ def verified_consent(embedding, *, now):  # noqa: ANN001, ANN201 - test helper
     )
     return verify_consent(credential, request=ConsentRequest(purpose="education", project="Orbit", duration_seconds=2),
                           trust=TrustList([did]), status=RevocationList([]), likeness=embedding, now=now)
+
+
+def issue_credential(issuer_key: Any, *, project: str = "Orbit", purposes: tuple[str, ...] = ("film",), **extra: Any) -> dict[str, Any]:
+    """A real signed LikenessConsent for tests (subject: the public-domain astronaut portrait)."""
+    from consent.credential import issue_consent
+    from consent.keys import did_key_from_public
+
+    now = datetime.now(timezone.utc)
+    did = did_key_from_public(issuer_key.public_key())
+    fields: dict[str, Any] = dict(
+        issuer_key=issuer_key,
+        subject_did=did,
+        subject_name="Eileen M. Collins",
+        grantor={"role": "self"},
+        grantee_name="Example Studio",
+        reference_image_sha256=["0" * 64],
+        face_vector=[0.0] * 128,
+        project=project,
+        purposes=list(purposes),
+        max_duration_seconds=60,
+        valid_from=now.replace(microsecond=0),
+        now=now,
+    )
+    fields.update(extra)
+    return issue_consent(**fields)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``avatar-studio ARGV...`` in-process: (exit code, stdout, stderr)."""
+    from studio.cli import main
+
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err

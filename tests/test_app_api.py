@@ -16,8 +16,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, astronaut):
-    from studio.web.app import build_app, launch
     from studio.demo import ensure_demo
+    from studio.web.app import build_app, launch
 
     home = tmp_path_factory.mktemp("app-home")
     pipeline = small_pipeline(home, max_concurrent_renders=2, login_log_window_seconds=1)

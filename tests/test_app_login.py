@@ -27,8 +27,8 @@ _DELAY = 0.05
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from studio.web.app import build_app, launch
     from studio.users import create_user
+    from studio.web.app import build_app, launch
 
     home = tmp_path_factory.mktemp("login-home")
     pipeline = small_pipeline(home, login_lockout_failures=_LOCKOUT, login_delay_seconds=_DELAY)
@@ -196,8 +196,8 @@ def test_password_checks_do_not_stall_other_requests(server):
 @pytest.mark.postgres
 def test_long_names_are_refused_cleanly_on_postgresql(postgres_url, tmp_path):
     from ledger_support import create_pg_database, drop_pg_database
-    from studio.web.login import LoginGuard
     from studio.users import InvalidUsername, authenticate, create_user
+    from studio.web.login import LoginGuard
 
     url, name = create_pg_database(postgres_url)
     try:

@@ -16,7 +16,6 @@ import pytest
 
 from studio.audit import EXIT_OURS, EXIT_RECORDS_DISAGREE, audit_video
 from studio.render.pipeline import RenderRequest
-
 from studio_support import short_driving_clip, small_pipeline
 
 pytestmark = pytest.mark.slow

@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studio.cli import main
+from provenance_media import make_frames, remux_without_manifest, write_test_mp4
 from studio.audit import inspect_video
+from studio.cli import main
 from studio.config import StudioConfig
 from studio.identity import load_or_create_watermark_key
 from watermark.certs import StudioSigner
 from watermark.provenance import sign_mp4
-
-from provenance_media import make_frames, remux_without_manifest, write_test_mp4
 
 PAYLOAD = 0x3F9A_0C11_D2E4
 RENDER_ID = "3f9a0c11d2e44b7e"
@@ -287,10 +286,9 @@ def test_a_signed_copy_of_a_render_the_studio_never_delivered_is_flagged(
     # signing) or that the studio recorded as lost carries our mark and a trusted manifest, but
     # the studio never delivered it: a failed render has no delivered payload in the ledger
     # (exit 6), a lost one is a record that contradicts the file (exit 7).
-    from watermark import Watermarker
-
     from studio.ledger import Ledger
     from studio.media import sha256_file
+    from watermark import Watermarker
 
     payload = 0x1A2B_3C4D_5E60 + expected
     render_id = f"{payload:012x}{ending}"

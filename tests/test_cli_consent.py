@@ -10,14 +10,8 @@ from typing import Any
 import pytest
 
 from consent.keys import did_key_from_public, generate_keypair
-from ledger_support import issue_credential
-from studio.cli import main
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
+from studio_support import issue_credential
+from studio_support import run_cli as _run
 
 
 @pytest.fixture()
@@ -81,6 +75,22 @@ def test_enrol_import_verify_revoke_list(studio_home: Path, credential_file: Pat
     rc, out, _ = _run(capsys, "log", "verify")
     # enrol, import, revoke, withdraw, and the 7 refused attempts (1 import, 6 verify) before them
     assert rc == 0 and "chain intact: 11 events" in out
+
+
+def test_verify_reports_the_credentials_own_duration_limit(studio_home: Path, tmp_path: Path, issuer: Any, capsys: Any) -> None:
+    """`consent verify` says how long the credential allows (here 120 s), not the length it was
+    asked about; with --duration it says the requested output is within that limit."""
+    until = datetime(2031, 5, 1, 12, 30, tzinfo=timezone.utc)
+    path = tmp_path / "consent-120.json"
+    path.write_text(json.dumps(issue_credential(issuer, max_duration_seconds=120, valid_until=until)))
+    assert _run(capsys, "consent", "enroll", did_key_from_public(issuer.public_key()), "--name", "Eileen")[0] == 0
+    assert _run(capsys, "consent", "import", str(path))[0] == 0
+
+    rc, out, _ = _run(capsys, "consent", "verify", str(path), "--purpose", "film", "--project", "Orbit")
+    assert rc == 0 and "up to 120 s" in out and "valid until 2031-05-01 12:30 UTC" in out
+    assert " 1 s" not in out
+    rc, out, _ = _run(capsys, "consent", "verify", str(path), "--purpose", "film", "--project", "Orbit", "--duration", "90")
+    assert rc == 0 and "up to 120 s" in out and "a 90 s output is within it" in out
 
 
 def test_import_errors_are_one_line(

@@ -11,16 +11,10 @@ from typing import Any
 import pytest
 
 from consent.keys import did_key_from_public, generate_keypair
-from ledger_support import issue_credential
-from studio.cli import main
 from studio.config import StudioConfig
 from studio.ledger import Ledger
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
+from studio_support import issue_credential
+from studio_support import run_cli as _run
 
 
 def _refusals() -> list[Any]:
@@ -113,8 +107,8 @@ def test_web_import_refusals_are_logged_with_their_own_message(tmp_path: Path) -
     """The real Gradio app's import handler (called in-process as a logged-in consent officer)."""
     import gradio as gr
 
-    from studio.web.app import build_app
     from studio.users import Role, create_user
+    from studio.web.app import build_app
     from studio_support import small_pipeline
 
     pipeline = small_pipeline(tmp_path / "home")
@@ -151,8 +145,8 @@ def test_web_import_with_another_face_as_reference_photo_is_refused(
     import gradio as gr
     from PIL import Image
 
-    from studio.web.app import build_app
     from studio.users import Role, create_user
+    from studio.web.app import build_app
     from studio_support import small_pipeline
 
     pipeline = small_pipeline(tmp_path / "home")

@@ -389,8 +389,8 @@ def test_is_fast_enough_to_run_per_render(document: dict[str, Any], did: str) ->
 def test_real_faces_match_and_mismatch(key: Any, did: str, astronaut: Any, grace_hopper: Any) -> None:
     """The template from one photo accepts a resized copy of it and refuses another person."""
     face = pytest.importorskip("models.face", reason="models.face (face embeddings) is not available")
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     analyzer = face.FaceAnalyzer()
     template = [float(v) for v in analyzer.analyze(astronaut).embedding]

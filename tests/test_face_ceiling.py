@@ -16,7 +16,7 @@ import pytest
 
 from consent.keys import did_key_from_public, generate_keypair
 from consent.verify import ConsentRequest, RevocationList, TrustList, verify_consent
-from ledger_support import issue_credential
+from studio_support import issue_credential
 
 
 def _decide(document: Any, did: str, likeness: Any, **policy: Any) -> Any:

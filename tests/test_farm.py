@@ -10,19 +10,17 @@ import json
 import os
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from farm_support import Farm, farm_env, start_redis
+from ledger_support import create_pg_database, drop_pg_database
 from studio import media
 from studio.config import StudioConfig
 from studio.render.pipeline import RenderPipeline, RenderRequest
-
-from farm_support import Farm, farm_env, start_redis
-from ledger_support import create_pg_database, drop_pg_database
 from studio_support import short_driving_clip
 
 pytestmark = pytest.mark.slow
@@ -193,7 +191,6 @@ def test_a_credential_revoked_while_its_render_is_queued_is_refused_on_the_worke
 
     # The workers stop taking work (a real Celery control message), the render is queued, the
     # credential revoked, then the workers take work again.
-    from studio.render.farm import QUEUE_NAME
 
     _pause(workers, dispatcher)
     try:
@@ -255,7 +252,6 @@ def test_a_task_naming_a_file_outside_the_farm_inputs_is_refused(farm):
 
 
 def test_inputs_swapped_on_the_shared_folder_after_admission_are_refused(farm, astronaut, tmp_path):
-    from studio.render.farm import QUEUE_NAME
 
     workers, dispatcher, demo, short, _ = farm
     ledger = dispatcher.pipeline.ledger
@@ -355,7 +351,7 @@ def test_renders_lost_with_redis_data_are_reported_failed_never_dropped(farm, mo
     import shutil
 
     from studio.cli import main
-    from studio.render.farm import QUEUE_NAME, RenderFailed
+    from studio.render.farm import RenderFailed
 
     workers, dispatcher, demo, short, _ = farm
     ledger = dispatcher.pipeline.ledger

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from consent.verify import VerifiedConsent
-from fomm_support import TINY, random_checkpoint, one_torch_thread  # noqa: F401 (autouse fixture)
+from fomm_support import TINY, one_torch_thread, random_checkpoint  # noqa: F401 (autouse fixture)
 from models.animate import AnimationOptions
 from models.crop import extract_crop, plan_crop
 from models.errors import NoFaceFound

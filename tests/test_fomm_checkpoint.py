@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fomm_support import TINY, face_clip, random_checkpoint, one_torch_thread  # noqa: F401 (autouse fixture)
+from fomm_support import TINY, face_clip, one_torch_thread, random_checkpoint  # noqa: F401 (autouse fixture)
 from models.errors import (
     CheckpointCorrupt,
     CheckpointInvalid,
@@ -20,8 +20,6 @@ from models.errors import (
 )
 from models.fomm import animate_frames, load_checkpoint
 from studio.cli import main
-
-
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ledger_support import backend_url  # noqa: F401  (fixture)
-from studio.cli import main
 from studio.config import StudioConfig
 from studio.ledger import Ledger
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
+from studio_support import run_cli as _run
 
 
 @pytest.fixture()

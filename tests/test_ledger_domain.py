@@ -10,7 +10,7 @@ import pytest
 from consent.errors import ConsentRevoked, InvalidDid, SignatureInvalid, UnknownIssuer
 from consent.keys import did_key_from_public, generate_keypair
 from consent.verify import ConsentRequest, verify_consent
-from ledger_support import backend_url, issue_credential, studio_key  # noqa: F401  (fixtures)
+from ledger_support import backend_url, studio_key  # noqa: F401  (fixtures)
 from studio.ledger import (
     CredentialAlreadyRevoked,
     DuplicateCredential,
@@ -21,6 +21,7 @@ from studio.ledger import (
     UnknownCredential,
     UnknownRender,
 )
+from studio_support import issue_credential
 
 
 @pytest.fixture()

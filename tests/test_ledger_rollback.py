@@ -15,15 +15,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ledger_support import backend_url, studio_key  # noqa: F401  (fixtures)
-from studio.cli import main
 from studio.config import StudioConfig
 from studio.ledger import Ledger
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
+from studio_support import run_cli as _run
 
 
 def _cut(url: str, keep: int) -> None:
@@ -182,9 +176,8 @@ def test_a_checkpoint_file_that_cannot_be_written_does_not_undo_the_commit(tmp_p
 def test_cutting_a_revocation_off_the_tail_is_a_rollback(studio_home: Path, capsys: Any) -> None:
     """The revocation event is the newest one: deleting it with its row and checkpoint leaves a valid,
     shorter log; the checkpoint signed at the revocation and held in the data folder exposes it."""
-    from ledger_support import issue_credential
-
     from consent.keys import did_key_from_public, generate_keypair
+    from studio_support import issue_credential
 
     with Ledger.from_config(StudioConfig.from_env()) as ledger:
         issuer = generate_keypair()

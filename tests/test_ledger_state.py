@@ -17,8 +17,9 @@ from sqlalchemy import create_engine, text
 from consent.errors import ConsentRevoked, UnknownIssuer
 from consent.keys import did_key_from_public, generate_keypair
 from consent.verify import ConsentRequest, verify_consent
-from ledger_support import backend_url, issue_credential, studio_key  # noqa: F401  (fixtures)
+from ledger_support import backend_url, studio_key  # noqa: F401  (fixtures)
 from studio.ledger import Ledger, LedgerTampered
+from studio_support import issue_credential
 
 
 @pytest.fixture()

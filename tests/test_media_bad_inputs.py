@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from media_support import make_audio_only, make_video
 from studio import media
 from studio.errors import StudioError
 from studio.media.errors import (
@@ -23,7 +24,6 @@ from studio.media.errors import (
     UnreadableVideo,
     VideoTooLarge,
 )
-from media_support import make_audio_only, make_video
 
 
 def _assert_user_facing(error: pytest.ExceptionInfo[StudioError], tmp_path: Path) -> None:

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from studio import media
-
 from media_support import make_video
 from mp4_atoms import declare_duration
+from studio import media
 
 
 @pytest.fixture(scope="module")

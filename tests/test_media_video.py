@@ -10,7 +10,6 @@ import av
 import numpy as np
 import pytest
 
-from studio import media
 from media_support import (
     clip_frame,
     decoded_audio_seconds,
@@ -19,6 +18,7 @@ from media_support import (
     make_video,
     stream_facts,
 )
+from studio import media
 
 # (container, file suffix, video codec, pixel format, audio codec, fps, frames, width, height)
 INPUTS = [

@@ -8,8 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +15,6 @@ import pytest
 from consent.errors import ConsentRevoked, LikenessMismatch, PurposeNotCovered
 from studio import media
 from studio.render.pipeline import RenderRequest
-
 from studio_support import short_driving_clip, small_pipeline
 
 pytestmark = pytest.mark.slow

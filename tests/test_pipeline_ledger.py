@@ -16,7 +16,6 @@ from consent.credential import issue_consent
 from consent.errors import ConsentRevoked, FaceThresholdAboveCeiling
 from consent.keys import did_key_from_public, generate_keypair
 from studio.render.pipeline import RenderRequest
-
 from studio_support import short_driving_clip, small_pipeline
 
 pytestmark = pytest.mark.slow

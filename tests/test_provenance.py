@@ -11,11 +11,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
+from provenance_media import N_FRAMES, SIZE, decode, remux_without_manifest, write_test_mp4
 from watermark.certs import StudioSigner, create_chain
 from watermark.errors import NotAnMp4, SigningCredentialInvalid, UnreadableMedia
 from watermark.provenance import TRAINED_ALGORITHMIC_MEDIA, read_manifest, sign_mp4
-
-from provenance_media import N_FRAMES, SIZE, decode, remux_without_manifest, write_test_mp4
 
 PAYLOAD = 0xA5F0_1234_C0DE
 
@@ -384,8 +383,8 @@ def test_tsa_tokens_verify_with_rfc3161_client_against_the_studio_root() -> None
 def test_tsa_rejects_malformed_requests_and_answers_only_its_own_path() -> None:
     import urllib.error
 
-    from rfc3161_client import PKIStatus, decode_timestamp_response
     from asn1crypto import tsp
+    from rfc3161_client import PKIStatus, decode_timestamp_response
 
     from watermark.certs import create_pki
     from watermark.tsa import LoopbackTsa, TimestampAuthority

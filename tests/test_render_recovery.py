@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from studio import media
-
 from studio_support import short_driving_clip, small_pipeline
 
 pytestmark = pytest.mark.slow

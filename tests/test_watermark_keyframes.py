@@ -8,8 +8,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from _watermark_media import h264, panning_clip
 
+from studio.media.attacks import h264, panning_clip
 from watermark import Watermarker
 from watermark.embed import _MAX_KEY_INTERVAL, _MIN_KEY_INTERVAL
 from watermark.errors import UnsupportedFrames

@@ -10,8 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from _watermark_media import ATTACKS, panning_clip
 
+from studio.media.attacks import ATTACKS, panning_clip
 from watermark import Watermarker
 
 KEY = b"studio-secret-for-tests-0123456789"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from _watermark_media import h264
 
+from studio.media.attacks import h264
 from watermark import Watermarker
 
 KEYS = (

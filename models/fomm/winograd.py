@@ -33,7 +33,7 @@ output for 1/n^2 of the cost of a full pass.
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 
 import torch
 
@@ -54,7 +54,7 @@ def _poly_mul(a: list[Fraction], b: list[Fraction]) -> list[Fraction]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def winograd_matrices(m: int, r: int = 3, points: tuple[Fraction, ...] | None = None) -> tuple[
     list[list[Fraction]], list[list[Fraction]], list[list[Fraction]]
 ]:
@@ -180,7 +180,7 @@ def conv3x3_tiles(
     return y.view(m, m, out_channels, batch, tiles_h, tiles_w).permute(3, 2, 4, 0, 5, 1)  # (B, O, th, m, tw, m)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _point_one(m: int) -> int:
     """Index of the interpolation point 1 (A^T maps the unit vector there to all ones)."""
     return DEFAULT_POINTS[m].index(Fraction(1))

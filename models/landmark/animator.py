@@ -32,20 +32,19 @@ from models.animate import AnimationOptions, Animator, ProgressCallback
 from models.crop import PasteBack, extract_crop, plan_crop
 from models.errors import NoFaceFound
 from models.face import FaceAnalyzer
+from models.landmark.expression import LandmarkFilter, MouthInterior, close_lids, cover_eyes, eye_closure, limit_turn
 from models.landmark.keypoints import (
     Keypoints,
     MeshKeypoints,
     best_frame,
     face_axis_scale,
-    resting_frame,
     movement_scale,
+    resting_frame,
     transfer,
     transfer_points,
     transfer_points_rigid,
 )
-from models.landmark.expression import LandmarkFilter, MouthInterior, close_lids, cover_eyes, eye_closure, limit_turn
 from models.landmark.warp import DenseWarp
-
 
 _TRACKER_WARMUP = 3  # extra tracking calls on the first driving frame (expressive mode)
 

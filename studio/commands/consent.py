@@ -15,6 +15,7 @@ import typer
 from studio.commands._common import Invalid, echo, get_config
 
 if TYPE_CHECKING:
+    from consent.credential import LikenessConsent
     from studio.ledger import Ledger
 
 app = typer.Typer(no_args_is_help=True, help="Issue, enrol, import, verify, revoke and list consent.")
@@ -114,7 +115,10 @@ def verify(
     file: CredentialFile,
     purpose: Annotated[str, typer.Option("--purpose", help="What the render is for, e.g. film.")],
     project: Annotated[str, typer.Option("--project", help="The project/production the render is for.")],
-    duration: Annotated[float, typer.Option("--duration", help="Seconds of output requested.", min=0)] = 1.0,
+    duration: Annotated[
+        Optional[float],
+        typer.Option("--duration", help="Seconds of output requested (default: only report the credential's limit).", min=0),
+    ] = None,
     at: Annotated[Optional[str], typer.Option("--at", help="Check as of this ISO time (default: now).")] = None,
     photo: Annotated[
         Optional[Path], typer.Option("--photo", help="Compare this photo's face with the consent's template.")
@@ -138,7 +142,7 @@ def verify(
             document = parse_json(raw, max_bytes=_MAX_CREDENTIAL_BYTES)
             verified = verify_consent(
                 document,
-                request=ConsentRequest(purpose=purpose, project=project, duration_seconds=duration),
+                request=ConsentRequest(purpose=purpose, project=project, duration_seconds=duration or 0.0),
                 trust=ledger.trust(),
                 status=ledger.revocation_status(),
                 likeness=likeness,
@@ -149,11 +153,22 @@ def verify(
         except ConsentError as exc:
             ledger.record_credential_refused(action="verify", error=exc, submitted=raw, document=document, actor=actor)
             raise Invalid(exc.user_message()) from None
-    echo(f"consent valid: {verified.credential.credential_id} covers {purpose} / {project} for {duration:g} s")
+    echo(_valid_line(verified.credential, purpose=purpose, project=project, duration=duration))
     if verified.likeness_distance is None:
         echo("likeness NOT checked: pass --photo to compare the face with the consent's template")
     else:
         echo(f"likeness matches (distance {verified.likeness_distance:.3f} <= {verified.credential.max_distance:g})")
+
+
+def _valid_line(credential: LikenessConsent, *, purpose: str, project: str, duration: float | None) -> str:
+    """What the credential allows: its own duration limit and end date, not the request's."""
+    end = credential.valid_until
+    until = f"{end.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC" if end is not None else "no end date"
+    line = (
+        f"consent valid: {credential.credential_id} covers {purpose} / {project}, "
+        f"outputs up to {credential.max_duration_seconds:g} s, valid until {until}"
+    )
+    return line if duration is None else f"{line} (a {duration:g} s output is within it)"
 
 
 def _embedding(photo: Path) -> list[float]:

@@ -23,8 +23,8 @@ def serve(
     demo: bool = typer.Option(False, "--demo/--no-demo", help="Create and print demo material and logins."),
 ) -> None:
     """Start the web studio (login required)."""
-    from studio.web.app import build_app, launch
     from studio.render.pipeline import RenderPipeline
+    from studio.web.app import build_app, launch
 
     config = get_config()
     pipeline = RenderPipeline.from_config(config)
@@ -34,6 +34,8 @@ def serve(
     if demo:
         from studio.demo import describe, ensure_demo
 
+        if not (config.home / "demo" / "demo.json").exists():
+            echo("Making the demo material (first start only: credential, logins, a 7 s driving clip)...")
         echo(describe(ensure_demo(config, pipeline), url))
     if not pipeline.ledger.list_users():
         echo("No users yet: create one with `avatar-studio users add NAME --role admin`, or start with --demo.")
@@ -125,7 +127,7 @@ class _Progress:
     def __init__(self) -> None:
         self._stage = ""
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:

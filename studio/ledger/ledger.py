@@ -55,7 +55,6 @@ from studio.ledger.errors import (
     UnknownUser,
 )
 from studio.ledger.notes import SignedCheckpoint
-from studio.ledger.state import STATE_KINDS, USER_KINDS, first_difference, replay, user_difference
 from studio.ledger.records import (
     QUEUED_OWNER,
     CredentialSummary,
@@ -67,6 +66,7 @@ from studio.ledger.records import (
     UserRecord,
     state_events,
 )
+from studio.ledger.state import STATE_KINDS, USER_KINDS, first_difference, replay, user_difference
 from studio.ledger.tables import (
     CheckpointRow,
     CredentialRow,
@@ -153,7 +153,7 @@ class Ledger:
         clock: _Clock = _utcnow,
         face_ceiling: float = _DLIB_FACE_CEILING,
         checkpoint_file: Path | None = None,
-    ) -> "Ledger":
+    ) -> Ledger:
         """Connect, migrate (unless ``upgrade=False``, which demands an up-to-date schema).
 
         ``face_ceiling`` is the studio's limit on a credential's ``maxDistance`` at import;
@@ -180,7 +180,7 @@ class Ledger:
         )
 
     @classmethod
-    def from_config(cls, config: StudioConfig, *, upgrade: bool = True) -> "Ledger":
+    def from_config(cls, config: StudioConfig, *, upgrade: bool = True) -> Ledger:
         """The ledger of a data folder, signed with that folder's studio key."""
         from studio.identity import load_or_create_studio_key, secure_home
 
@@ -205,7 +205,7 @@ class Ledger:
     def close(self) -> None:
         self._engine.dispose()
 
-    def __enter__(self) -> "Ledger":
+    def __enter__(self) -> Ledger:
         return self
 
     def __exit__(self, *_exc: object) -> None:

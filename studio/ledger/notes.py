@@ -68,13 +68,13 @@ class SignedCheckpoint:
         return f"{self.body()}\n{_DASH} {self.origin} {signature}\n"
 
     @classmethod
-    def sign(cls, key: Ed25519PrivateKey, *, studio_did: str, size: int, root_hash: str) -> "SignedCheckpoint":
+    def sign(cls, key: Ed25519PrivateKey, *, studio_did: str, size: int, root_hash: str) -> SignedCheckpoint:
         origin = origin_for(studio_did)
         unsigned = cls(origin, size, root_hash, _key_id(origin, key.public_key()), b"")
         return cls(origin, size, root_hash, unsigned.key_id, key.sign(unsigned.body().encode("utf-8")))
 
     @classmethod
-    def from_note(cls, text: str) -> "SignedCheckpoint":
+    def from_note(cls, text: str) -> SignedCheckpoint:
         """Parse a note (its signature is checked by ``verify`` / ``Ledger.verify_extends``)."""
         if len(text.encode("utf-8", "replace")) > MAX_NOTE_BYTES:
             raise CheckpointInvalid("the checkpoint note is too large")

@@ -58,7 +58,7 @@ class RenderRecord:
     error: str | None
 
     @classmethod
-    def from_row(cls, row: RenderRow) -> "RenderRecord":
+    def from_row(cls, row: RenderRow) -> RenderRecord:
         return cls(
             render_id=row.render_id,
             status=row.status,
@@ -92,7 +92,7 @@ class RenderLease:
     heartbeat_at: datetime  # the creation time for renders from before leases existed
 
     @classmethod
-    def from_row(cls, row: RenderRow) -> "RenderLease":
+    def from_row(cls, row: RenderRow) -> RenderLease:
         beat = row.heartbeat_at if row.heartbeat_at is not None else row.created_at
         return cls(row.render_id, row.status, row.owner_pid, row.owner_host, as_utc(beat))
 
@@ -107,7 +107,7 @@ class UserRecord:
     last_login_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: UserRow) -> "UserRecord":
+    def from_row(cls, row: UserRow) -> UserRecord:
         return cls(
             username=row.username,
             password_hash=row.password_hash,

@@ -25,11 +25,6 @@ Example::
 """
 
 from studio.media.digest import sha256_file
-from studio.media.image import read_image
-from studio.media.limits import MAX_FPS, MAX_IMAGE_PIXELS, MAX_SIDE, MAX_VIDEO_SECONDS, DecodedLimits
-from studio.media.probe import VideoInfo, probe_video
-from studio.media.reader import VideoReader, luma_planes
-from studio.media.writer import VideoWriter, write_video
 from studio.media.errors import (
     EmptyVideo,
     ImageTooLarge,
@@ -41,6 +36,11 @@ from studio.media.errors import (
     VideoExceedsLimit,
     VideoTooLarge,
 )
+from studio.media.image import read_image
+from studio.media.limits import MAX_FPS, MAX_IMAGE_PIXELS, MAX_SIDE, MAX_VIDEO_SECONDS, DecodedLimits
+from studio.media.probe import VideoInfo, probe_video
+from studio.media.reader import VideoReader, luma_planes
+from studio.media.writer import VideoWriter, write_video
 
 __all__ = [
     "MAX_FPS",

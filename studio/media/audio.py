@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from studio.media.probe import open_video
 from studio.media.errors import UnreadableVideo
+from studio.media.probe import open_video
 
 _AAC_BITRATE = 128_000
 # Containers whose AAC packets are raw (MP4-style) and can be copied as they are; AAC from

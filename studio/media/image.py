@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from studio.media.limits import MAX_IMAGE_PIXELS, MAX_SIDE
 from studio.media.errors import ImageTooLarge, MediaFileMissing, UnreadableImage
+from studio.media.limits import MAX_IMAGE_PIXELS, MAX_SIDE
 
 # Pillow's JPEG plugin also opens the MPO files many phones write. Everything else Pillow
 # can parse (EPS via Ghostscript, ICNS, PSD, TGA, ...) is refused.

@@ -11,7 +11,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from studio.media.limits import MAX_FPS, MAX_SIDE, MAX_VIDEO_SECONDS
 from studio.media.errors import (
     EmptyVideo,
     MediaFileMissing,
@@ -19,6 +18,7 @@ from studio.media.errors import (
     UnreadableVideo,
     VideoTooLarge,
 )
+from studio.media.limits import MAX_FPS, MAX_SIDE, MAX_VIDEO_SECONDS
 
 # FFmpeg demuxers allowed to parse uploads. Playlist demuxers (hls, concat, dash) are left
 # out on purpose: they open further files named inside the upload, a known way to read

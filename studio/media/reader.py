@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from studio.media.errors import UnreadableVideo, VideoExceedsLimit
 from studio.media.limits import MAX_VIDEO_SECONDS, DecodedLimits
 from studio.media.probe import open_video, probe_video, rotation_of, video_stream
-from studio.media.errors import UnreadableVideo, VideoExceedsLimit
 
 
 class VideoReader:

@@ -395,9 +395,10 @@ def queue_status(config: StudioConfig, pipeline: RenderPipeline) -> dict[str, An
     """Queued/running/finished per worker, from the ledger (the truth) and Redis (what waits)."""
     import json as _json
 
-    from studio.ledger.tables import EventRow  # the claims are events: who took which render
     from sqlalchemy import select
     from sqlalchemy.orm import Session
+
+    from studio.ledger.tables import EventRow  # the claims are events: who took which render
 
     ledger = pipeline.ledger
     waiting = None

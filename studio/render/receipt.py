@@ -36,12 +36,12 @@ class Receipt:
     text: bytes
 
     @classmethod
-    def freeze(cls, fields: Mapping[str, Any]) -> "Receipt":
+    def freeze(cls, fields: Mapping[str, Any]) -> Receipt:
         """Canonical form of ``fields`` (rejects NaN, infinities and integers above 2**53)."""
         return cls(rfc8785.dumps(dict(fields)))
 
     @classmethod
-    def parse(cls, raw: bytes) -> "Receipt":
+    def parse(cls, raw: bytes) -> Receipt:
         """A receipt as read from a file, its bytes kept exactly as they are (for hashing)."""
         try:
             value = json.loads(raw)

@@ -194,5 +194,5 @@ def launch(demo: gr.Blocks, pipeline: RenderPipeline, *, host: str, port: int, b
         footer_links=[],  # no "Use via API" link: not on the login page, nor for logged-in users
         max_file_size="200mb",
         prevent_thread_lock=not block,
-        quiet=not block,
+        quiet=True,  # `serve` prints the address itself; Gradio's own banner suggests share=True
     )

@@ -127,7 +127,7 @@ class LoginGuard:
         self._limiter: Any = None  # anyio.CapacityLimiter, made on the server's event loop
 
     @classmethod
-    def from_config(cls, ledger: Ledger, config: StudioConfig) -> "LoginGuard":
+    def from_config(cls, ledger: Ledger, config: StudioConfig) -> LoginGuard:
         return cls(
             ledger,
             lockout_failures=config.login_lockout_failures,

@@ -1,4 +1,5 @@
-"""Clips with motion and the attacks the watermark must survive (shared by tests and benchmark).
+"""Clips with motion and the edits a published video goes through (re-encoding, scaling,
+crops, tone changes...), as the watermark's tests and benchmark apply them.
 
 Only public-domain images from scikit-image are used as content. H.264 goes through PyAV
 (libx264, yuv420p) directly, in memory.
