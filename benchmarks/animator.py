@@ -41,9 +41,9 @@ def _verified(embedding: np.ndarray):
 def _stage_medians(photo: np.ndarray, clip: np.ndarray) -> dict[str, float]:
     """Median ms per frame of each stage, run through the animator's own parts."""
     from models.animate import AnimationOptions
+    from models.landmark import LandmarkAnimator
     from models.landmark.keypoints import MeshKeypoints, movement_scale, transfer, transfer_points
     from models.landmark.warp import DenseWarp
-    from models.landmark import LandmarkAnimator
 
     animator = LandmarkAnimator()
     options = AnimationOptions()

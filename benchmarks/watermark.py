@@ -32,7 +32,6 @@ import argparse
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from models.errors import NoFaceFound
-from models.face import FaceAnalyzer, eye_aperture
+from models.face import FaceAnalyzer
 from models.synthetic import make_expression
 
 FOREHEAD, CHIN = 10, 152  # mesh points at the top and bottom of the face's midline

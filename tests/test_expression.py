@@ -14,13 +14,13 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
+import models.landmark.animator as landmark_animator
 from models import expression_metrics as em
 from models.face import FaceAnalyzer, eye_aperture
-import models.landmark.animator as landmark_animator
+from models.landmark import LandmarkAnimator
 from models.landmark.expression import MAX_PITCH, MAX_YAW, _rotation, head_turn, limit_turn
 from models.landmark.keypoints import face_axis_scale, transfer_points, transfer_points_rigid
 from models.landmark.warp import DenseWarp
-from models.landmark import LandmarkAnimator
 from models.synthetic import make_expression, turn_head
 from studio_support import verified_consent
 

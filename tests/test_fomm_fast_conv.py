@@ -9,14 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fomm_support import TINY, face_clip, random_checkpoint, one_torch_thread  # noqa: F401 (autouse fixture)
-from models.fomm import animate_frames, build_networks
-from models.fomm import winograd
+from fomm_support import TINY, face_clip, one_torch_thread, random_checkpoint  # noqa: F401 (autouse fixture)
+from models.fomm import animate_frames, build_networks, winograd
 from models.fomm.blocks import ResBlock2d, UpBlock2d
-from models.fomm.fast import map_in_workers, reference_layers, run_resblocks_winograd, winograd_applies
 from models.fomm.checkpoint import load_state_dict_strict
-
-
+from models.fomm.fast import map_in_workers, reference_layers, run_resblocks_winograd, winograd_applies
 
 
 def _random_block(channels: int, seed: int) -> ResBlock2d:

@@ -17,8 +17,8 @@ from consent.verify import VerifiedConsent
 from models.animate import AnimationOptions
 from models.errors import NoFaceFound
 from models.face import Face, FaceAnalyzer, eye_aperture, mouth_aperture
-from models.landmark.keypoints import best_frame, hull_area
 from models.landmark import LandmarkAnimator
+from models.landmark.keypoints import best_frame, hull_area
 from models.synthetic import MotionSpec, make_driving_clip
 from studio_support import verified_consent
 

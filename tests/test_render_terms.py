@@ -9,11 +9,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from mp4_atoms import declare_duration
 from studio import media
 from studio.errors import RenderRefused
 from studio.render.pipeline import RenderRequest
-
-from mp4_atoms import declare_duration
 from studio_support import short_driving_clip, small_pipeline
 
 pytestmark = pytest.mark.slow

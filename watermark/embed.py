@@ -248,7 +248,7 @@ class FrameEmbedder:
             add(slice(None))
         return result
 
-    def _keymark_for(self, frame: NDArray[Any]) -> "_KeyMark":
+    def _keymark_for(self, frame: NDArray[Any]) -> _KeyMark:
         """The mark for ``frame``: the last keyframe's while the host stays close to it.
 
         Analysing a frame (the informed correction) costs far more than adding a mark, and

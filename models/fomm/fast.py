@@ -189,7 +189,7 @@ def conv_norm(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, weight, bias, padding=conv.padding)  # type: ignore[arg-type]
 
 
-def resblock(block: "ResBlock2d", x: torch.Tensor) -> torch.Tensor:
+def resblock(block: ResBlock2d, x: torch.Tensor) -> torch.Tensor:
     """``block(x)`` on the fast path: Winograd where it applies, else norm2 folded into conv1."""
     if winograd_applies(block, x):
         return run_resblocks_winograd([block], x)
@@ -198,7 +198,7 @@ def resblock(block: "ResBlock2d", x: torch.Tensor) -> torch.Tensor:
     return torch.add(x, F.conv2d(out, block.conv2.weight, block.conv2.bias, padding=block.conv2.padding))
 
 
-def upblock(block: "UpBlock2d", x: torch.Tensor) -> torch.Tensor:
+def upblock(block: UpBlock2d, x: torch.Tensor) -> torch.Tensor:
     """``block(x)`` (3x3 conv, padding 1) on the fast path: one Winograd union conv at 64 px and
     up on the CPU, else the four phase convolutions at the low resolution."""
     if winograd_eligible(x) and min(x.shape[2:]) >= WINOGRAD_MIN_UPSAMPLE_SIDE:
@@ -208,7 +208,7 @@ def upblock(block: "UpBlock2d", x: torch.Tensor) -> torch.Tensor:
     return F.relu(_upsample_conv(x, kernels, bias))
 
 
-def winograd_applies(block: "ResBlock2d", x: torch.Tensor) -> bool:
+def winograd_applies(block: ResBlock2d, x: torch.Tensor) -> bool:
     """Whether ``block`` runs on the Winograd path for input ``x``: fast paths on in eval mode,
     3x3 convs with padding 1, and ``winograd_eligible(x)`` (float32 on the CPU, no autocast, no grad).
     """
@@ -220,7 +220,7 @@ def winograd_applies(block: "ResBlock2d", x: torch.Tensor) -> bool:
     )
 
 
-def _resblock_winograd_params(block: "ResBlock2d") -> _WinogradResBlock:
+def _resblock_winograd_params(block: ResBlock2d) -> _WinogradResBlock:
     """Norm1 as an affine map and both convs' Winograd kernels (norm2 folded into conv1), cached.
 
     Computed once per weight version (``derived``): the kernel transforms cost about as much
@@ -243,12 +243,12 @@ def _resblock_winograd_params(block: "ResBlock2d") -> _WinogradResBlock:
     return derived(block, "winograd", compute)
 
 
-def _upblock_phase_weights(block: "UpBlock2d") -> tuple[list[torch.Tensor], torch.Tensor]:
+def _upblock_phase_weights(block: UpBlock2d) -> tuple[list[torch.Tensor], torch.Tensor]:
     weight, bias = _folded(block.conv, block.norm)
     return _phase_kernels(weight), bias
 
 
-def _upblock_winograd_weights(block: "UpBlock2d") -> tuple[torch.Tensor, torch.Tensor]:
+def _upblock_winograd_weights(block: UpBlock2d) -> tuple[torch.Tensor, torch.Tensor]:
     """Union phase kernel in the Winograd domain (n^2, 4*O, C) and its bias (4*O,)."""
     kernels, bias = _upblock_phase_weights(block)
     union = winograd.union_phase_kernel(kernels)
@@ -276,7 +276,7 @@ def _resblocks_one_chunk(params: list[_WinogradResBlock], x: torch.Tensor) -> to
     return x
 
 
-def run_resblocks_winograd(blocks: list["ResBlock2d"], x: torch.Tensor) -> torch.Tensor:
+def run_resblocks_winograd(blocks: list[ResBlock2d], x: torch.Tensor) -> torch.Tensor:
     """A chain of ResBlock2d on x (B, C, H, W), image by image, images spread over the threads.
 
     Why image by image: the Winograd stages are large but simple matrix products whose speed

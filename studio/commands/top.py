@@ -103,7 +103,7 @@ def render(
     echo(f"  watermark payload {result.receipt['watermark']['payload']}, C2PA {result.receipt['manifest']['status']}")
 
 
-def _render_on_farm(farm: "Farm", request: "RenderRequest", progress: "_Progress") -> "RenderResult":
+def _render_on_farm(farm: Farm, request: RenderRequest, progress: _Progress) -> RenderResult:
     """Queue ``request`` and wait for it. Ctrl+C asks the ledger to cancel the render, as the web
     page's Cancel does (a queued one is failed at once; a running one stops at its next batch
     of frames, delivering nothing), says so, and exits with code 130."""

@@ -42,7 +42,7 @@ class Encoded:
 def animate_label_mark_encode(
     job: Job,
     *,
-    marker: "Watermarker",
+    marker: Watermarker,
     payload: int,
     out: Path,
     max_video_seconds: float,

@@ -96,7 +96,7 @@ class RenderPipeline:
         self,
         *,
         config: StudioConfig,
-        ledger: "Ledger",
+        ledger: Ledger,
         watermark_key: bytes,
         signer: Any = None,
         load_signer: Callable[[], Any] | None = None,
@@ -127,7 +127,7 @@ class RenderPipeline:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_config(cls, config: StudioConfig, *, signs: bool | None = None, **options: Any) -> "RenderPipeline":
+    def from_config(cls, config: StudioConfig, *, signs: bool | None = None, **options: Any) -> RenderPipeline:
         """The studio's pipeline; ``options`` are passed to the constructor (limits, lease times).
 
         ``signs``: whether this process renders (and so signs C2PA manifests) from the start:
@@ -223,7 +223,7 @@ class RenderPipeline:
             _remove(entry)
         return failed
 
-    def _owner_alive(self, lease: "Any") -> bool:
+    def _owner_alive(self, lease: Any) -> bool:
         """Whether the process that holds ``lease`` (a ``studio.ledger.RenderLease``) may still run it."""
         with _ACTIVE_LOCK:
             if lease.render_id in _ACTIVE:
@@ -478,7 +478,7 @@ class RenderPipeline:
         with _ACTIVE_LOCK:
             _ACTIVE.discard(render_id)
 
-    def owner_alive(self, lease: "Any") -> bool:
+    def owner_alive(self, lease: Any) -> bool:
         """Whether the holder of ``lease`` (a ``studio.ledger.RenderLease``) may still be running it."""
         return self._owner_alive(lease)
 
@@ -627,7 +627,7 @@ class _Heartbeat:
     """Refreshes a running render's lease in the ledger every ``every`` seconds from a daemon
     thread, and looks for a cancel request at least every second (``cancelled_by``)."""
 
-    def __init__(self, ledger: "Ledger", render_id: str, *, every: float) -> None:
+    def __init__(self, ledger: Ledger, render_id: str, *, every: float) -> None:
         self._ledger, self._render_id, self._every = ledger, render_id, every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{render_id[:12]}", daemon=True)

@@ -79,7 +79,7 @@ class Job:
     verified: VerifiedConsent
     animator: Animator
     photo: np.ndarray  # (H, W, 3) uint8 RGB
-    info: "media.VideoInfo"
+    info: media.VideoInfo
     inputs: dict[str, Any]  # the input files' sha256 ("photo", "driving")
     timer: StageTimer  # one for every attempt: the receipt's stage times are what the render cost in all
     report: ProgressCallback
