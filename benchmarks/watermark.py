@@ -40,11 +40,9 @@ import numpy as np
 from skimage import data
 from skimage.metrics import structural_similarity
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _watermark_media import ATTACKS, lit_backdrop, panning_clip  # noqa: E402
-
+from studio.media.attacks import ATTACKS, lit_backdrop, panning_clip  # noqa: E402
 from watermark import Watermarker  # noqa: E402
 from watermark.config import EmbedConfig  # noqa: E402
 

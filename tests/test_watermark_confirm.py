@@ -11,8 +11,8 @@ import av
 import cv2
 import numpy as np
 import pytest
-from _watermark_media import panning_clip
 
+from studio.media.attacks import panning_clip
 from watermark import Watermarker
 from watermark.config import DetectConfig
 from watermark.errors import FrameTooSmall, UnsupportedFrames

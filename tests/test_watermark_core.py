@@ -6,10 +6,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from _watermark_media import h264, lit_backdrop, noise, panning_clip
 from skimage import data
 from skimage.metrics import structural_similarity
 
+from studio.media.attacks import h264, lit_backdrop, noise, panning_clip
 from watermark import Detection, Watermarker, WatermarkPayload, ecc
 from watermark._pattern import keyed_mask
 from watermark.config import DetectConfig, EmbedConfig
@@ -514,8 +514,7 @@ def test_tone_reserve_moves_the_mark_where_a_brightness_change_keeps_it() -> Non
     """On a mostly black frame the mark on pixels that brightness -30 clips to 0 is halved and
     the energy goes to the rest (1.9x the amplitude there): ~3x the mark's energy survives the
     attack, within the same PSNR and SSIM limits."""
-    from _watermark_media import brightness
-
+    from studio.media.attacks import brightness
     from watermark import embed as embed_module
 
     frame = _night_frame()
@@ -567,8 +566,7 @@ def test_tone_plan_keeps_the_mark_where_a_tone_edit_leaves_the_picture(side: int
     most, and contrast x1.3 (and brightness +30) turns it white. With part of the correction
     planned on a model of the edited frame the mark reads after the edits (without it, not after
     contrast x1.3), and still after H.264, within the PSNR and SSIM limits; at both layouts."""
-    from _watermark_media import brightness, contrast
-
+    from studio.media.attacks import brightness, contrast
     from watermark import embed as embed_module
 
     frame = _lit_wall(data.coffee(), side, side)
