@@ -58,33 +58,19 @@ _SSIM_BAND = 38  # 32 rows of windows plus the 3-row borders
 _RAIL = 3  # a pixel with a channel within this many grey levels of 0 or 255 is at the rails
 _RAIL_WEIGHT = 0.3  # ... and gets this fraction of the mark
 _REFILL = 1.5  # at most this gain for a mark under the RMS cap (then the SSIM guard decides)
-# Tone reserve. Brightness -30 clips every pixel below 30 to 0, contrast x1.3 every pixel below
-# 29.5 (and above 225.5), and a clipped pixel keeps none of the mark. On a frame that is mostly
-# such pixels (a night sky: 80-90 % of the benchmark's `hubble_deep_field` frames) the mark on
-# them is kept at ``_TONE_WEIGHT`` and the energy saved goes to the pixels a tone change leaves
-# alone, under the same RMS cap. It starts when ``EmbedConfig.tone_start`` of the frame is exposed and is
-# complete from ``_TONE_FULL``; the benchmark's other covers stay below 0.55 (an astronaut
-# pan with black sky: 0.547), so their marks are unchanged.
-# On that cover at 720p it lifted the per-bit SNR after brightness -30 from 0.64-0.76 to
-# 0.83-0.91 (two clips that did not read now do), at a cost under H.264 CRF 35 of 1.8-2.1 ->
-# 1.1-1.5 (they still read); at 256 px it changes little (docs/watermark-history.md).
+# Tone reserve: brightness -30 / contrast x1.3 clip the darkest pixels, which then keep none of
+# the mark. On a frame mostly made of them (a night sky) their mark is kept at ``_TONE_WEIGHT``
+# and the energy saved goes to the pixels a tone change leaves alone, under the same RMS cap;
+# it ramps from ``EmbedConfig.tone_start`` of the frame exposed to ``_TONE_FULL``
+# (measurements: docs/watermark-history.md).
 _TONE_DARK, _TONE_LIGHT = 35, 220  # max channel below / min channel above: exposed to tone changes
 _TONE_FULL = 0.8
 _TONE_WEIGHT = 0.5
 _TONE_REFILL = 3.0  # at most this gain for the rest of such a frame
-# Tone plan. A brightness +-30 or contrast x1.3 edit clips every channel value above 225 or
-# below 30, and a flat bright or dark backdrop (a lit studio wall) is where the detector listens
-# most, so a mark planned on the frame as it is can rest on pixels the edit wipes out. Where
-# such channels carry at least ``EmbedConfig.tone_plan_start`` of the frame's luma (per layout: the large
-# layout's many cells keep enough elsewhere until more of the frame clips), ``_TONE_PLAN_SHARE``
-# of the correction budget is planned on a model of the edited frame (clipped channels flat, a
-# luma change kept only by the channels that do not clip), the rest on the frame as it is, and
-# the tone reserve ramps from ``_PLAN_TONE_START`` to ``_PLAN_TONE_FULL`` instead. Below
-# ``_TONE_PLAN_END`` only: past it (a night sky) too little of the frame is left to plan on, and
-# the tone reserve alone acts. On 16 faces in front of a wall at 235 (``benchmarks/watermark.py
-# --motion face --backdrop 235``, 256 px) brightness +30 read 14 instead of 10 and contrast x1.3
-# 9 instead of 7; the benchmark's pan and face covers stay under the thresholds at 720p and
-# 1080p, and at 256 px only coffee pans cross it, with the same reads (docs/watermark.md).
+# Tone plan: where channels a +-30 / x1.3 edit would clip carry at least
+# ``EmbedConfig.tone_plan_start`` of the luma (a lit studio wall), ``_TONE_PLAN_SHARE`` of the
+# correction budget is planned on a model of the edited frame, so the mark does not rest only
+# on pixels the edit wipes out; past ``_TONE_PLAN_END`` (a night sky) the tone reserve alone acts.
 _CLIP_LOW, _CLIP_HIGH = 30, 225
 _TONE_PLAN_END = 0.75
 _TONE_PLAN_SHARE = 0.5
@@ -94,8 +80,7 @@ _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
 _BASE_SHARE = 0.8  # the blind part (pilot + data) takes at most this fraction of the RMS budget
 _BASE_DATA = 0.4  # weight of the blind data cells relative to the pilot in the blind part
 # How far pilot cells follow the detector's weights (0: flat, 1: fully), small layout only:
-# it lifts sync on stills below 600 px (22/24 -> 24/24 test stills), while on the large
-# layout it cost sync z under H.264 (720p, crop 90 % + CRF 28: z 13.1 -> 9.6 on one clip).
+# it helps sync on small stills and hurts it under H.264 on the large layout (docs/watermark.md).
 _PILOT_WEIGHTING = 0.5
 _CORRECTION_WEIGHTING = 1.0  # exponent of the detector's weights that shapes the correction
 _MARGINS = np.linspace(0.0, 4.0, 33)  # target margins tried, in units of the mean unit response
@@ -114,12 +99,8 @@ _MIN_KEY_INTERVAL = 4  # frames between keyframes while the host keeps moving
 _MAX_KEY_INTERVAL = 100  # frames between keyframes however still the host
 
 
-# Adding a keyframe's mark is two saturating passes over the whole frame, bound by memory
-# bandwidth rather than arithmetic (about 1 ms per 1080p frame, a ninth of what the
-# weight-free animator spends per frame): from this many pixels the frame is split into bands
-# of rows added on up to ``_ADD_THREADS`` threads (OpenCV releases the GIL). That halved it on
-# two idle cores; in the render pipeline, where the encoder's threads hold the other core, the
-# whole marking stage went from 0.58 to 0.50 s per 250 frames (README, "end-to-end").
+# Adding a keyframe's mark is bound by memory bandwidth, so from this many pixels the frame is
+# split into bands of rows added on up to ``_ADD_THREADS`` threads (OpenCV releases the GIL).
 _PARALLEL_ADD_PIXELS = 900_000
 _ADD_THREADS = max(1, min(4, os.cpu_count() or 1))
 _pool: ThreadPoolExecutor | None = None
