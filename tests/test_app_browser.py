@@ -4,82 +4,39 @@ Path 1: log in, enrol an issuer and import a credential issued with the CLI, ren
 plays in the page, download it, audit it and find the render in the ledger.
 Path 2: a photo of another person (Grace Hopper) with the astronaut's credential is refused with
 a clear message, nothing is rendered, and the refusal is in the ledger.
-Screenshots go to the test's temporary folder (and to $SCREENSHOT_DIR when set).
+Screenshots go to the test's temporary folder (and to $STUDIO_SCREENSHOTS when set).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from studio_support import free_port, short_driving_clip, wait_until_serving
+from browser_support import browser_page, cli, login, require_chromium, serving_demo, shot
+from studio_support import short_driving_clip
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def _cli(home: Path, *args: str) -> str:
-    env = dict(os.environ, STUDIO_HOME=str(home))
-    out = subprocess.run([sys.executable, "-m", "studio.cli", *args], env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, astronaut):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (scripts/setup installs it)")
+    require_chromium()
     home = tmp_path_factory.mktemp("browser-home")
     work = tmp_path_factory.mktemp("browser-work")
-    port = free_port()
-    env = dict(os.environ, STUDIO_HOME=str(home), PYTHONUNBUFFERED="1")
-    log = (work / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "studio.cli", "serve", "--demo", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    wait_until_serving(port, proc)
-    logins = json.loads((home / "demo" / "demo.json").read_text())["logins"]
-    yield url, home, work, logins
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serving_demo(home, work / "server.log") as url:
+        logins = json.loads((home / "demo" / "demo.json").read_text())["logins"]
+        yield url, home, work, logins
 
 
 @pytest.fixture()
 def page(served):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=_ARGS)
-        context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
-        yield context.new_page()
-        browser.close()
+    with browser_page() as page:
+        yield page
 
 
-def _shot(page, work: Path, name: str) -> None:
-    page.screenshot(path=str(work / f"{name}.png"), full_page=True)
-    extra = os.environ.get("SCREENSHOT_DIR")
-    if extra:
-        Path(extra).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(work / f"{name}.png", Path(extra) / f"{name}.png")
-
-
-def _login(page, url: str, user: str, password: str) -> None:
-    page.goto(url)
-    page.locator("input[type=password]").wait_for(timeout=60_000)
-    page.locator("input:not([type=password])").first.fill(user)
-    page.locator("input[type=password]").fill(password)
-    page.get_by_role("button", name="Login").click()
-    page.get_by_text(f"Logged in as {user}").wait_for(timeout=60_000)
 
 
 def _choose_credential(page, label_part: str) -> None:
@@ -98,16 +55,16 @@ def test_login_import_render_play_download_audit(served, page, astronaut):
     photo = work / "astronaut.png"
     Image.fromarray(astronaut).save(photo)
     key = work / "subject.pem"
-    did = _cli(home, "keys", "new", str(key), "--no-passphrase").strip().split()[-1]
+    did = cli(home, "keys", "new", str(key), "--no-passphrase").strip().split()[-1]
     cred = work / "credential.json"
-    _cli(home, "consent", "issue", "--key", str(key), "--subject-name", "Eileen Collins (e2e)",
+    cli(home, "consent", "issue", "--key", str(key), "--subject-name", "Eileen Collins (e2e)",
          "--grantee", "E2E Studio", "--project", "E2E project", "--purpose", "education", "--max-duration", "30",
          "--photo", str(photo), "--out", str(cred))
     credential_id = json.loads(cred.read_text())["id"]
     clip = short_driving_clip(work / "driving.mp4", astronaut, frames=10)
 
-    _login(page, url, "admin", logins["admin"])
-    _shot(page, work, "01-logged-in")
+    login(page, url, "admin", logins["admin"])
+    shot(page, work, "01-logged-in")
 
     page.get_by_role("tab", name="Consent").click()
     page.locator("#enroll-did textarea, #enroll-did input").first.fill(did)
@@ -119,7 +76,7 @@ def test_login_import_render_play_download_audit(served, page, astronaut):
     page.locator("#cred-file input[type=file]").set_input_files(str(cred))
     page.locator("#import-btn").click()
     page.locator("#import-out").get_by_text("Imported credential").wait_for(timeout=30_000)
-    _shot(page, work, "02-credential-imported")
+    shot(page, work, "02-credential-imported")
 
     page.get_by_role("tab", name="Render").click()
     _choose_credential(page, "E2E project")
@@ -136,7 +93,7 @@ def test_login_import_render_play_download_audit(served, page, astronaut):
     )
     duration = page.evaluate("() => document.querySelector('#result-video video').duration")
     assert duration > 0
-    _shot(page, work, "03-rendered")
+    shot(page, work, "03-rendered")
 
     # Download the rendered video through the page's own URL (with the session cookie).
     src = page.evaluate("() => document.querySelector('#result-video video').currentSrc")
@@ -157,23 +114,23 @@ def test_login_import_render_play_download_audit(served, page, astronaut):
     assert credential_id in text and "ledger" in text.lower()
     page.locator("#verify-ledger-btn").click()
     page.locator("#verify-ledger-out").get_by_text("chain intact").wait_for(timeout=60_000)
-    _shot(page, work, "04-audited")
+    shot(page, work, "04-audited")
 
 
 def test_other_person_is_refused_in_the_browser(served, page, grace_hopper):
     url, home, work, logins = served
     demo_dir = home / "demo"
     before = sorted((home / "outputs").glob("*.mp4")) if (home / "outputs").exists() else []
-    _login(page, url, "operator", logins["operator"])
+    login(page, url, "operator", logins["operator"])
     _choose_credential(page, "Orbit")
     page.locator("#photo input[type=file]").set_input_files(str(demo_dir / "grace_hopper.jpg"))
     page.locator("#driving input[type=file]").set_input_files(str(demo_dir / "driving.mp4"))
     time.sleep(1.0)
     page.locator("#render-btn").click()
     page.get_by_text("does not match").first.wait_for(timeout=120_000)
-    _shot(page, work, "05-refused")
+    shot(page, work, "05-refused")
     after = sorted((home / "outputs").glob("*.mp4"))
     assert after == before
-    lines = _cli(home, "log", "export").splitlines()
+    lines = cli(home, "log", "export").splitlines()
     refusals = [json.loads(line) for line in lines if '"render.refused"' in line]
     assert refusals and json.loads(refusals[-1]["data"])["error"] == "LikenessMismatch"

@@ -6,29 +6,22 @@ Auditor: upload the render on the Audit tab; every fact of item 4 is on the page
 HTML reports download. Officer: enrol an issuer after the identity tick, drop a credential and
 read its terms before accepting, find it among those expiring soon, see the renders under the
 demo credential, revoke with a reason. Screenshots go to the test's temporary folder (and to
-$SCREENSHOT_DIR when set).
+$STUDIO_SCREENSHOTS when set).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sqlite3
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
-from studio_support import free_port, short_driving_clip, small_pipeline, wait_until_serving
+from browser_support import browser_page, cli, login, require_chromium, serving_demo, shot
+from studio_support import short_driving_clip, small_pipeline
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Every fact of item 4, as the page's cards name them (data-field), and what each must say here.
 ITEM_4 = {
     "made_here": "yes", "verdict": "made by this studio", "render_id": None, "operator": "tester",
@@ -39,18 +32,11 @@ ITEM_4 = {
 }
 
 
-def _cli(home: Path, *args: str) -> str:
-    env = dict(os.environ, STUDIO_HOME=str(home))
-    out = subprocess.run([sys.executable, "-m", "studio.cli", *args], env=env, capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, astronaut):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (scripts/setup installs it)")
+    require_chromium()
     from studio.demo import ensure_demo
     from studio.render.pipeline import RenderRequest
 
@@ -62,43 +48,16 @@ def served(tmp_path_factory, astronaut):
     result = pipeline.render(RenderRequest(photo=demo.photo, driving=clip, credential_id=demo.credential_id,
                                            purpose="film", project="Orbit (demo documentary)", operator="tester"))
     pipeline.ledger.close()
-    port = free_port()
-    env = dict(os.environ, STUDIO_HOME=str(home), PYTHONUNBUFFERED="1")
-    log = (work / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "studio.cli", "serve", "--demo", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    wait_until_serving(port, proc)
-    yield f"http://127.0.0.1:{port}/", home, work, demo, result
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serving_demo(home, work / "server.log") as url:
+        yield url, home, work, demo, result
 
 
 @pytest.fixture()
 def page(served):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=_ARGS)
-        context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
-        yield context.new_page()
-        browser.close()
+    with browser_page() as page:
+        yield page
 
 
-def _shot(page, work: Path, name: str) -> None:
-    page.screenshot(path=str(work / f"{name}.png"), full_page=True)
-    extra = os.environ.get("SCREENSHOT_DIR")
-    if extra:
-        Path(extra).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(work / f"{name}.png", Path(extra) / f"{name}.png")
-
-
-def _login(page, url: str, user: str, password: str) -> None:
-    page.goto(url)
-    page.locator("input[type=password]").wait_for(timeout=60_000)
-    page.locator("input:not([type=password])").first.fill(user)
-    page.locator("input[type=password]").fill(password)
-    page.get_by_role("button", name="Login").click()
-    page.get_by_text(f"Logged in as {user}").wait_for(timeout=60_000)
 
 
 def _download(page, url: str, elem_id: str) -> bytes:
@@ -113,13 +72,13 @@ def _download(page, url: str, elem_id: str) -> bytes:
 
 def test_the_auditor_sees_every_fact_on_one_screen_and_downloads_the_report(served, page):
     url, home, work, demo, result = served
-    _login(page, url, "auditor", demo.logins["auditor"])
+    login(page, url, "auditor", demo.logins["auditor"])
     page.get_by_role("tab", name="Audit").click()
     page.locator("#audit-file input[type=file]").set_input_files(str(result.video_path))
     page.locator("#audit-btn").click()
     cards = page.locator("#audit-report")
     cards.locator('[data-field="render_id"]').get_by_text(result.render_id).wait_for(timeout=120_000)
-    _shot(page, work, "officer-01-audit-report")
+    shot(page, work, "officer-01-audit-report")
 
     for key, expected in ITEM_4.items():
         text = cards.locator(f'[data-field="{key}"]').first.inner_text().strip()
@@ -134,7 +93,7 @@ def test_the_auditor_sees_every_fact_on_one_screen_and_downloads_the_report(serv
     assert result.render_id in filed and "<script" not in filed.lower()
     # The filed page prints on one A4 sheet (chromium's own print to PDF).
     page.set_content(filed)
-    _shot(page, work, "officer-04-filed-report")
+    shot(page, work, "officer-04-filed-report")
     pdf = page.pdf(format="A4")
     assert pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages") == 1
 
@@ -144,15 +103,15 @@ def test_the_consent_officer_does_their_whole_job_in_the_page(served, page):
 
     url, home, work, demo, result = served
     key = work / "subject.pem"
-    did = _cli(home, "keys", "new", str(key), "--no-passphrase").strip().split()[-1]
+    did = cli(home, "keys", "new", str(key), "--no-passphrase").strip().split()[-1]
     cred = work / "credential.json"
     until = (datetime.now(timezone.utc) + timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    _cli(home, "consent", "issue", "--key", str(key), "--subject-name", "Ada Expiring", "--grantee", "E2E Studio",
+    cli(home, "consent", "issue", "--key", str(key), "--subject-name", "Ada Expiring", "--grantee", "E2E Studio",
          "--project", "Short project", "--purpose", "education", "--max-duration", "30",
          "--photo", str(demo.photo), "--valid-until", until, "--out", str(cred))
     credential_id = json.loads(cred.read_text())["id"]
 
-    _login(page, url, "officer", demo.logins["officer"])
+    login(page, url, "officer", demo.logins["officer"])
     page.get_by_role("tab", name="Consent").click()
 
     # Enrol: the page shows exactly what will be trusted; the identity tick is required.
@@ -174,7 +133,7 @@ def test_the_consent_officer_does_their_whole_job_in_the_page(served, page):
     with sqlite3.connect(home / "ledger.sqlite3") as db:
         stored = db.execute("SELECT count(*) FROM credentials WHERE credential_id = ?", (credential_id,)).fetchone()
     assert stored == (0,)
-    _shot(page, work, "officer-02-terms-before-accept")
+    shot(page, work, "officer-02-terms-before-accept")
     page.locator("#import-btn").click()
     page.locator("#import-out").get_by_text("Imported credential").wait_for(timeout=30_000)
 
@@ -189,7 +148,7 @@ def test_the_consent_officer_does_their_whole_job_in_the_page(served, page):
     expect(renders).to_contain_text(result.render_id, timeout=30_000)
     row = renders.inner_text()
     assert "tester" in row and "finished" in row
-    _shot(page, work, "officer-03-expiring-and-renders")
+    shot(page, work, "officer-03-expiring-and-renders")
 
     # Revoke with a reason.
     page.locator("#revoke-id input").click()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -19,13 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from studio_support import free_port, short_driving_clip, wait_until_serving
+from browser_support import browser_page, login, require_chromium, serving_demo, shot
+from studio_support import short_driving_clip
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 _TOAST = '[data-testid="toast-body"]'
 
 
@@ -43,51 +40,21 @@ def _events(home: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (scripts/setup installs it)")
+    require_chromium()
     home = tmp_path_factory.mktemp("roles-home")
     work = tmp_path_factory.mktemp("roles-work")
-    port = free_port()
-    env = dict(os.environ, STUDIO_HOME=str(home), PYTHONUNBUFFERED="1")
     log_path = work / "server.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "studio.cli", "serve", "--demo", "--port", str(port)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
-    wait_until_serving(port, proc)
-    logins = json.loads((home / "demo" / "demo.json").read_text())["logins"]
-    yield f"http://127.0.0.1:{port}/", home, work, logins, log_path
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serving_demo(home, log_path) as url:
+        logins = json.loads((home / "demo" / "demo.json").read_text())["logins"]
+        yield url, home, work, logins, log_path
 
 
 @pytest.fixture()
 def page(served):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        yield context.new_page()
-        browser.close()
+    with browser_page() as page:
+        yield page
 
 
-def _shot(page, work: Path, name: str) -> Path:
-    path = work / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    extra = os.environ.get("STUDIO_SCREENSHOTS")
-    if extra:
-        Path(extra).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, Path(extra) / path.name)
-    return path
-
-
-def _login(page, url: str, user: str, password: str) -> None:
-    page.goto(url)
-    page.locator("input[type=password]").wait_for(timeout=60_000)
-    page.locator("input:not([type=password])").first.fill(user)
-    page.locator("input[type=password]").fill(password)
-    page.get_by_role("button", name="Login").click()
-    page.get_by_text(f"Logged in as {user}").wait_for(timeout=60_000)
 
 
 # role -> (tabs shown, tab selected, an element of that tab's first screen, text it holds once loaded)
@@ -103,13 +70,13 @@ _FIRST_SCREENS = {
 def test_each_role_lands_on_its_own_work(served, page, role):
     url, _, work, logins, log_path = served
     tabs, selected, element, text = _FIRST_SCREENS[role]
-    _login(page, url, role, logins[role])
+    login(page, url, role, logins[role])
     from playwright.sync_api import expect
 
     expect(page.locator(element)).to_contain_text(text, timeout=60_000)
     page.wait_for_load_state("networkidle")
-    shot = _shot(page, work, f"first-screen-{role}")
-    assert shot.stat().st_size > 0
+    screen = shot(page, work, f"first-screen-{role}")
+    assert screen.stat().st_size > 0
     assert page.get_by_role("tab").all_inner_texts() == tabs
     assert page.get_by_role("tab", name=selected, selected=True).count() == 1
     assert page.locator(_TOAST).count() == 0, page.locator(_TOAST).all_inner_texts()
@@ -121,7 +88,7 @@ def test_a_refusal_stays_on_screen_with_its_reason_next_step_and_ledger_referenc
     url, home, work, logins, log_path = served
     demo = home / "demo"
     before = sorted((home / "outputs").glob("*")) if (home / "outputs").exists() else []
-    _login(page, url, "operator", logins["operator"])
+    login(page, url, "operator", logins["operator"])
     page.locator("#credential-info").get_by_text("Orbit").first.wait_for(timeout=60_000)  # the demo credential
     page.locator("#photo input[type=file]").set_input_files(str(demo / "grace_hopper.jpg"))
     page.locator("#driving input[type=file]").set_input_files(str(demo / "driving.mp4"))
@@ -138,7 +105,7 @@ def test_a_refusal_stays_on_screen_with_its_reason_next_step_and_ledger_referenc
     assert "What to do next" in text and "photo of the person the credential names" in text
     assert f"render {refusal['data']['render_id']}, ledger event #{refusal['seq']}" in text
     assert page.locator(_TOAST).count() == 0
-    _shot(page, work, "refused-30s-later")
+    shot(page, work, "refused-30s-later")
     assert sorted((home / "outputs").glob("*")) == before
     log = log_path.read_text()
     assert "Traceback" not in log
@@ -151,7 +118,7 @@ def test_a_cancelled_render_delivers_nothing_and_the_cancel_is_logged(served, pa
     url, home, work, logins, _ = served
     clip = short_driving_clip(work / "long.mp4", astronaut, frames=400)
     before = sorted((home / "outputs").glob("*")) if (home / "outputs").exists() else []
-    _login(page, url, "operator", logins["operator"])
+    login(page, url, "operator", logins["operator"])
     page.locator("#credential-info").get_by_text("Orbit").first.wait_for(timeout=60_000)
     page.locator("#photo input[type=file]").set_input_files(str(home / "demo" / "astronaut.png"))
     page.locator("#driving input[type=file]").set_input_files(str(clip))
@@ -160,7 +127,7 @@ def test_a_cancelled_render_delivers_nothing_and_the_cancel_is_logged(served, pa
     progress = page.get_by_text(re.compile(r"▶animate ▶watermark ▶encode ·sign ·log — frame \d+/400")).first
     progress.wait_for(timeout=180_000)
     assert "✓verify" in progress.inner_text()
-    _shot(page, work, "render-in-progress")
+    shot(page, work, "render-in-progress")
     page.locator("#cancel-btn").click()
     page.locator("#render-summary").get_by_text("Cancelled 1 render").wait_for(timeout=30_000)
     expect(page.locator("#status-panel .status-cancelled")).to_contain_text("Cancelled:", timeout=60_000)
@@ -178,7 +145,7 @@ def test_a_cancelled_render_delivers_nothing_and_the_cancel_is_logged(served, pa
     assert [e["actor"] for e in asked] == ["operator"]
     assert not [e for e in events if e["kind"] == "render.finished" and e["data"].get("render_id") == render_id]
     assert sorted((home / "outputs").glob("*")) == before
-    _shot(page, work, "render-cancelled")
+    shot(page, work, "render-cancelled")
 
 
 def test_the_login_page_offers_no_api_link(served, page):
