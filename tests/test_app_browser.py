@@ -69,7 +69,7 @@ def test_login_import_render_play_download_audit(served, page, astronaut):
     page.get_by_role("tab", name="Consent").click()
     page.locator("#enroll-did textarea, #enroll-did input").first.fill(did)
     page.locator("#enroll-name textarea, #enroll-name input").first.fill("E2E subject")
-    page.locator("#enroll-confirm").get_by_text("E2E subject").wait_for(timeout=30_000)
+    page.locator("#enroll-confirm").get_by_text("E2E subject").wait_for(timeout=60_000)
     page.locator("#enroll-checked input").check()  # "I checked this issuer's identity"
     page.locator("#enroll-btn").click()
     page.get_by_text("Enrolled issuer").wait_for(timeout=30_000)

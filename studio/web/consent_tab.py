@@ -5,6 +5,7 @@ render made under a credential. ``build_consent_tab(ctx)`` is called inside the 
 import html
 import json
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -257,9 +258,10 @@ def build_consent_tab(ctx: WebContext) -> gr.Tab:
             i_out = gr.Markdown()
 
     ctx.on_first_screen([Role.CONSENT_OFFICER], handlers.first_screen, [creds, expiring, renders_cred, revoke_id])
-    for box in (enroll_did, enroll_name):
-        ctx.wire(box.change, handlers.confirm_issuer, [enroll_did, enroll_name], [enroll_confirm, enroll_checked],
-                 api_name=False, clears_status=False)
+    # One listener for both boxes, so a slow answer for an older DID/name never lands last.
+    ctx.wire(partial(gr.on, [enroll_did.change, enroll_name.change], trigger_mode="always_last"),
+             handlers.confirm_issuer, [enroll_did, enroll_name], [enroll_confirm, enroll_checked],
+             api_name=False, clears_status=False)
     enrolled = ctx.wire(enroll_btn.click, handlers.enroll, [enroll_did, enroll_name, enroll_checked],
                         [enroll_out, enroll_checked], api_name="enroll")
     # A credential dropped before its issuer was enrolled is checked again: Accept may now be on.
